@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Optional
 
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from lightning_dfd.callbacks.checkpoint import BestAndLastCheckpoint
 from lightning_dfd.callbacks.prediction_writer import VideoPredictionWriter
+from lightning_dfd.callbacks.random_state import RandomStateCheckpoint
 from lightning_dfd.methods.base import DetectorModule
 
 #: name -> "module:function" of the extra subcommands (imported lazily, so `fit` does not import video codecs).
@@ -38,8 +40,9 @@ EXTRA_COMMANDS: dict[str, str] = {
 class DetectionCLI(LightningCLI):
     """LightningCLI with the project's defaults.
 
-    * ``--checkpoint.*``: a ``ModelCheckpoint`` keeping the best model by validation video AUC and ``last.ckpt``
+    * ``--checkpoint.*``: a ``BestAndLastCheckpoint`` keeping the best model by validation video AUC and ``last.ckpt``
       in ``<default_root_dir>/checkpoints`` (a fixed place, so ``--ckpt_path last`` resumes a stopped run);
+    * the random generators travel in the checkpoint (``RandomStateCheckpoint``), so a resume is exact;
     * W&B runs offline unless ``WANDB_API_KEY`` is set (``--wandb_mode`` overrides);
     * ``predict`` writes one CSV row per video (``VideoPredictionWriter``) unless the config adds its own writer.
     """
@@ -49,7 +52,7 @@ class DetectionCLI(LightningCLI):
             "--wandb_mode", type=Optional[str], default=None,
             help="W&B mode (online|offline|disabled). Default: offline unless WANDB_API_KEY is set.",
         )
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/video/auc",
             "checkpoint.mode": "max",
@@ -99,6 +102,7 @@ def build_cli(args: Sequence[str] | None = None, run: bool = True) -> DetectionC
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [RandomStateCheckpoint()]},
         parser_kwargs={"parser_mode": "yaml"},
         args=list(args) if args is not None else None,
         run=run,

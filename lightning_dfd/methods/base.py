@@ -178,17 +178,14 @@ class DetectorModule(LightningModule):
         self._log_scores(self.val_scores, "val")
 
     def on_test_epoch_end(self) -> None:
+        # compute() on every rank, even one that saw no batch: it runs collectives the other ranks wait for.
         for idx, collector in enumerate(self.test_scores):
-            if not collector.update_called:
-                continue
             prefix = "test" if len(self.test_scores) == 1 else f"test_{idx}"
             metrics = self._log_scores(collector, prefix)
             if self.trainer.is_global_zero and not self.trainer.sanity_checking:
                 self.write_test_report(collector, metrics, prefix)
 
     def _log_scores(self, collector: DetectionScores, prefix: str) -> dict[str, float]:
-        if not collector.update_called:
-            return {}
         values = collector.compute()
         collector.reset()
         metrics = {f"{prefix}/{k}": float(v) for k, v in values.items()}

@@ -8,7 +8,11 @@ from lightning_dfd.metrics.aggregation import aggregate_by_video, video_index, v
 from lightning_dfd.metrics.anti_spoofing import AntiSpoofingErrors, acer, anti_spoofing_errors, apcer, bpcer
 from lightning_dfd.metrics.base import ScoreTargetMetric, roc_counts, roc_rates
 from lightning_dfd.metrics.eer import EqualErrorRate, equal_error_rate
-from lightning_dfd.metrics.log_weighted_precision import DFDC_ALPHA, LogWeightedPrecision, log_weighted_precision
+from lightning_dfd.metrics.log_weighted_precision import (
+    DFDC_ALPHA,
+    LogWeightedPrecision,
+    log_weighted_precision,
+)
 from lightning_dfd.metrics.operating_point import (
     TARAtFAR,
     ThresholdAccuracy,

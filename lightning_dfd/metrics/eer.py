@@ -7,8 +7,6 @@ order of decreasing threshold) and return ``(FPR + FNR) / 2`` there. No interpol
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 from torchmetrics.functional.classification.eer import _binary_eer_compute
 

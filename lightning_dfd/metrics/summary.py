@@ -30,7 +30,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from lightning_dfd.metrics.aggregation import AGGREGATIONS, Aggregation, aggregate_by_video, segment_max, video_index
+from lightning_dfd.metrics.aggregation import (
+    AGGREGATIONS,
+    Aggregation,
+    aggregate_by_video,
+    segment_max,
+    video_index,
+)
 from lightning_dfd.metrics.anti_spoofing import NO_ATTACK_TYPE, _anti_spoofing_errors_compute
 from lightning_dfd.metrics.base import ScoreTargetMetric, format_scores
 from lightning_dfd.metrics.eer import _equal_error_rate_compute

@@ -1,0 +1,30 @@
+"""Checkpointing: best model by a monitored metric plus a ``last.ckpt`` refreshed after every epoch."""
+
+from __future__ import annotations
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` always holds the latest epoch.
+
+    Lightning 2.6 refreshes ``last.ckpt`` only when a top-k checkpoint was written in the same step, so a run whose
+    monitored metric stopped improving would resume (``--ckpt_path last``) from a stale epoch. Here ``last.ckpt``
+    is written after every validation (or training epoch end when there is no validation), so a stopped run
+    resumes exactly where it stopped: same epoch, step and optimizer state.
+    """
+
+    def _refresh_last(self, trainer: Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)

@@ -1,0 +1,166 @@
+"""LAA-Net (seed 003) on the shared :class:`DetectorModule`: multi-task loss (Eq. 8) and SAM training.
+
+The batch carries ``image`` (B,3,H,W), ``label`` (B,), and for training ``heatmap`` and ``consistency``
+(B,1,H/s,W/s, s = ``heatmap_stride``) made by the targets transform from the blend mask (Eq. 2-4, 7).
+
+With the default optimiser (:class:`~lightning_dfd.optim.SAM` around Adam) the module switches to manual
+optimisation: every training step runs two forward/backward passes (at w and at w + e(w)), BatchNorm running
+statistics being updated by the first pass only, then one optimiser step; the LR scheduler is stepped here too
+(Lightning does not step schedulers under manual optimisation). Any other optimiser trains with Lightning's
+automatic optimisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from lightning_dfd.losses.heatmap_focal import HeatmapLossVariant, LAANetLoss
+from lightning_dfd.methods.base import DetectorModule, Scoring
+from lightning_dfd.models.efpn import FPNType
+from lightning_dfd.models.laanet import LAANet, consistency_logits
+from lightning_dfd.optim.sam import SAM, batchnorm_stats_frozen, laanet_sam
+
+
+class LAANetDetector(DetectorModule):
+    """Localized Artifact Attention Network: classification + heatmap + self-consistency, E-FPN, SAM.
+
+    Args:
+        backbone: timm backbone name (``efficientnet_b4`` in the paper).
+        pretrained: false, true (local cache only) or a local weights path.
+        levels: pyramid levels, top first (``[6, 5, 4, 3]`` in the paper; Table 4 varies them).
+        fpn_type: ``efpn`` (Eq. 9), ``fpn`` (plain) or ``none``.
+        gamma_w: exponent of the E-FPN gate.
+        heatmap_stride: stride of the heatmap and consistency maps (targets are image_size / stride).
+        head_channels: hidden width of the heads.
+        consistency_dim: embedding size of the self-consistency head.
+        use_heatmap: heatmap branch H (Table 3).
+        use_consistency: self-consistency branch C (Table 3).
+        dropout: dropout on the backbone feature maps.
+        in_chans: input channels.
+        lambda1: weight of the heatmap loss L_H (Eq. 8; 10 in the paper).
+        lambda2: weight of the self-consistency loss L_C (Eq. 8; 100 in the paper).
+        heatmap_loss: ``paper`` (Eq. 5-6) or ``cornernet``.
+        focal_gamma: gamma of Eq. 5.
+        cornernet_alpha: alpha of the CornerNet variant.
+        cornernet_beta: beta of the CornerNet variant.
+        label_smoothing: epsilon of the classification targets.
+        optimizer: optimizer factory; SAM around Adam (lr 2e-4, weight decay 1e-4, rho 0.05) by default.
+        lr_scheduler: scheduler factory (``lightning_dfd.optim.RampLinearDecayLR`` for the paper's schedule).
+        scheduler_interval: ``epoch`` or ``step``.
+        scoring: aggregation and evaluation settings.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_b4",
+        pretrained: bool | str = False,
+        levels: Sequence[int] = (6, 5, 4, 3),
+        fpn_type: FPNType = "efpn",
+        gamma_w: float = 1.0,
+        heatmap_stride: int = 4,
+        head_channels: int = 64,
+        consistency_dim: int = 256,
+        use_heatmap: bool = True,
+        use_consistency: bool = True,
+        dropout: float = 0.0,
+        in_chans: int = 3,
+        lambda1: float = 10.0,
+        lambda2: float = 100.0,
+        heatmap_loss: HeatmapLossVariant = "paper",
+        focal_gamma: float = 2.0,
+        cornernet_alpha: float = 2.0,
+        cornernet_beta: float = 4.0,
+        label_smoothing: float = 0.0,
+        optimizer: OptimizerCallable = laanet_sam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        scoring: Scoring | None = None,
+    ) -> None:
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, scheduler_interval=scheduler_interval,
+                         scoring=scoring)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.model = LAANet(backbone=backbone, pretrained=pretrained, levels=levels, fpn_type=fpn_type,
+                            gamma_w=gamma_w, heatmap_stride=heatmap_stride, head_channels=head_channels,
+                            consistency_dim=consistency_dim, use_heatmap=use_heatmap,
+                            use_consistency=use_consistency, dropout=dropout, in_chans=in_chans)
+        self.criterion = LAANetLoss(lambda1=lambda1, lambda2=lambda2, heatmap_loss=heatmap_loss,
+                                    focal_gamma=focal_gamma, cornernet_alpha=cornernet_alpha,
+                                    cornernet_beta=cornernet_beta, label_smoothing=label_smoothing)
+
+    # ------------------------------------------------------------------ model and loss
+    def forward(self, images: Tensor, consistency_anchor: Tensor | None = None) -> dict[str, Tensor]:
+        return self.model(images, consistency_anchor=consistency_anchor)
+
+    @staticmethod
+    def vulnerable_point(consistency_target: Tensor) -> Tensor:
+        """Flat index of p^s per sample: a maximum of C (C = 1 exactly on the vulnerable points, Eq. 7;
+        all ones for a real image, where any anchor is consistent)."""
+        return consistency_target.flatten(1).argmax(dim=1)
+
+    def compute_loss(self, outputs: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Eq. 8. The consistency map is re-anchored at the ground-truth vulnerable point when its target exists."""
+        consistency = batch.get("consistency") if self.model.use_consistency else None
+        if self.model.use_consistency:
+            if consistency is None:
+                raise KeyError("consistency")
+            outputs = dict(outputs)
+            outputs["consistency"] = consistency_logits(outputs["consistency_embedding"],
+                                                        self.vulnerable_point(consistency))
+        heatmap = batch.get("heatmap") if self.model.use_heatmap else None
+        labels = torch.as_tensor(batch["label"], device=outputs["logit"].device)
+        return self.criterion(outputs, labels, heatmap=heatmap, consistency=consistency)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        config = super().configure_optimizers()
+        optimizer = config["optimizer"] if isinstance(config, dict) else config
+        # SAM takes two passes per update: Lightning's automatic loop cannot express it.
+        self.automatic_optimization = not isinstance(optimizer, SAM)
+        if not self.automatic_optimization and self._trainer is not None:
+            if self.trainer.gradient_clip_val:
+                raise ValueError("gradient clipping is not supported with SAM (manual optimisation): unset "
+                                 "trainer.gradient_clip_val")
+            if self.trainer.accumulate_grad_batches != 1:
+                raise ValueError("accumulate_grad_batches must be 1 with SAM (manual optimisation)")
+        return config
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        if self.automatic_optimization:
+            losses = self.compute_loss(self(batch["image"]), batch)
+            self.log_losses(losses, "train", batch_size=len(batch["label"]))
+            return losses["loss"]
+
+        optimizer = self.optimizers()
+        sam: SAM = optimizer.optimizer
+        losses = self.compute_loss(self(batch["image"]), batch)
+        optimizer.zero_grad()
+        self.manual_backward(losses["loss"])
+        sam.first_step(zero_grad=True)
+        with batchnorm_stats_frozen(self.model):
+            perturbed = self.compute_loss(self(batch["image"]), batch)
+        self.manual_backward(perturbed["loss"])
+        optimizer.step()  # SAM.step: back to w, base update with the gradients at w + e(w)
+        optimizer.zero_grad()
+        if sam.is_perturbed:  # a 16-bit GradScaler skipped the step after an overflow
+            sam.restore()
+        if self.scheduler_interval == "step":
+            self._step_schedulers()
+        self.log_losses({name: value.detach() for name, value in losses.items()}, "train",
+                        batch_size=len(batch["label"]))
+        return None
+
+    def on_train_epoch_end(self) -> None:
+        if not self.automatic_optimization and self.scheduler_interval == "epoch":
+            self._step_schedulers()
+
+    def _step_schedulers(self) -> None:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
