@@ -74,9 +74,16 @@ def normalise(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     if unknown:
         raise ManifestError(f"unknown manifest columns {sorted(unknown)}; allowed: {COLUMNS}")
     for name in COLUMNS:
+        default = DEFAULTS[name]
         if name not in frame.columns:
-            default = DEFAULTS[name]
             frame[name] = [list(default) for _ in range(len(frame))] if isinstance(default, list) else default
+            continue
+        missing = frame[name].isna() if not isinstance(default, list) else frame[name].map(
+            lambda v: v is None or (isinstance(v, float) and v != v))
+        if missing.any():  # a row that lacks a value another row has gets the default, never a null
+            frame[name] = frame[name].astype(object)
+            for i in frame.index[missing]:
+                frame.at[i, name] = list(default) if isinstance(default, list) else default
     return frame[COLUMNS].reset_index(drop=True)
 
 

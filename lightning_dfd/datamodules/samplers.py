@@ -1,0 +1,146 @@
+"""Samplers over dataset *units* (a frame, or a clip of frames) that know which video each unit comes from.
+
+Both subclass :class:`~torch.utils.data.DistributedSampler` so Lightning keeps them as they are under DDP instead of
+wrapping them in its own (which would pad evaluation sets with duplicated samples).
+
+* :class:`VideoFrameSampler` (train): each epoch draws ``frames_per_video`` units of every video (without
+  replacement), optionally re-drawn with class-balancing weights (``WeightedRandomSampler`` semantics: weight of a
+  unit = 1 / number of units of its class), shuffles and shards the result across ranks. Seeded by ``(seed, epoch)``
+  so all ranks agree on the permutation.
+* :class:`VideoShardSampler` (val/test/predict): every video goes to exactly one rank, whole, in order; no padding,
+  so video-level scores are complete and no frame is counted twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DistributedSampler
+
+
+def distributed_world() -> tuple[int, int]:
+    """(world size, rank) of the initialised process group, or (1, 0)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
+def derived_seed(base: int, *keys: int) -> int:
+    """A 63-bit seed mixing ``base`` with further integers (rank, stage) through numpy's SeedSequence."""
+    sequence = np.random.SeedSequence([int(base) % (2**63), *(int(k) for k in keys)])
+    return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def group_units_by_video(unit_video: Sequence[str] | np.ndarray) -> list[np.ndarray]:
+    """Unit positions of each video, videos in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for position, video in enumerate(unit_video):
+        groups.setdefault(str(video), []).append(position)
+    return [np.asarray(units, dtype=np.int64) for units in groups.values()]
+
+
+class _UnitSampler(DistributedSampler):
+    """DistributedSampler plumbing without touching ``torch.distributed`` when it is not initialised."""
+
+    def __init__(self, num_units: int, num_replicas: int | None, rank: int | None, seed: int) -> None:
+        world, own_rank = distributed_world()
+        self.num_replicas = world if num_replicas is None else int(num_replicas)
+        self.rank = own_rank if rank is None else int(rank)
+        if not 0 <= self.rank < self.num_replicas:
+            raise ValueError(f"rank {self.rank} outside [0, {self.num_replicas})")
+        self.num_units = int(num_units)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.shuffle = False
+        self.drop_last = False
+        # attributes DistributedSampler code paths read
+        self.dataset = range(self.num_units)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+
+class VideoFrameSampler(_UnitSampler):
+    """Training sampler: ``frames_per_video`` random units per video per epoch, optionally class-balanced.
+
+    Args:
+        unit_video: video id of each unit.
+        unit_label: label of each unit (used when ``balance``).
+        frames_per_video: units drawn per video and epoch (None: all units of every video).
+        balance: redraw the epoch's units with replacement, weight 1 / (units of that class), so both classes are
+            drawn equally often in expectation.
+        seed: base seed; epoch ``e`` uses ``(seed, e)``.
+        num_replicas, rank: DDP world (defaults: from ``torch.distributed``, else 1 and 0).
+    """
+
+    def __init__(self, unit_video: Sequence[str] | np.ndarray, unit_label: Sequence[int] | np.ndarray,
+                 frames_per_video: int | None = None, balance: bool = False, seed: int = 0,
+                 num_replicas: int | None = None, rank: int | None = None) -> None:
+        super().__init__(len(unit_video), num_replicas, rank, seed)
+        if frames_per_video is not None and frames_per_video < 1:
+            raise ValueError(f"frames_per_video must be >= 1 or None, got {frames_per_video}")
+        self.videos = group_units_by_video(unit_video)
+        self.unit_label = np.asarray(unit_label, dtype=np.int64)
+        self.frames_per_video = frames_per_video
+        self.balance = balance
+        self.shuffle = True
+        self.epoch_size = sum(self._draw_count(len(units)) for units in self.videos)
+        self.num_samples = math.ceil(self.epoch_size / self.num_replicas) if self.epoch_size else 0
+        self.total_size = self.num_samples * self.num_replicas
+
+    def _draw_count(self, available: int) -> int:
+        return available if self.frames_per_video is None else min(self.frames_per_video, available)
+
+    def epoch_indices(self) -> np.ndarray:
+        """All ranks' units of the current epoch (before sharding)."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        chosen = [rng.choice(units, size=self._draw_count(len(units)), replace=False) for units in self.videos]
+        picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+        if self.balance and len(picked):
+            labels = self.unit_label[picked]
+            classes, counts = np.unique(labels, return_counts=True)
+            weight_of = dict(zip(classes.tolist(), (1.0 / counts).tolist()))
+            weights = np.array([weight_of[label] for label in labels.tolist()])
+            return rng.choice(picked, size=len(picked), replace=True, p=weights / weights.sum())
+        return rng.permutation(picked)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self.epoch_indices()
+        if len(indices) and self.total_size > len(indices):  # pad so every rank makes the same number of steps
+            indices = np.concatenate([indices, indices[: self.total_size - len(indices)]])
+        return iter(indices[self.rank: self.total_size: self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class VideoShardSampler(_UnitSampler):
+    """Evaluation sampler: whole videos per rank, each video on exactly one rank, no padding duplicates.
+
+    Videos are assigned greedily (largest first, to the rank with the fewest units so far; ties by rank) so ranks
+    get nearly equal work; within a rank units keep dataset order.
+    """
+
+    def __init__(self, unit_video: Sequence[str] | np.ndarray, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        super().__init__(len(unit_video), num_replicas, rank, seed=0)
+        videos = group_units_by_video(unit_video)
+        loads = [0] * self.num_replicas
+        owner = [0] * len(videos)
+        for video in sorted(range(len(videos)), key=lambda v: (-len(videos[v]), v)):
+            target = min(range(self.num_replicas), key=lambda r: (loads[r], r))
+            owner[video] = target
+            loads[target] += len(videos[video])
+        mine = [videos[v] for v in range(len(videos)) if owner[v] == self.rank]
+        self.indices = np.sort(np.concatenate(mine)).tolist() if mine else []
+        self.num_samples = len(self.indices)
+        self.total_size = self.num_units
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return self.num_samples
