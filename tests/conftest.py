@@ -30,3 +30,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+TWINS = {  # synth dataset -> (preprocess dataset, synth options)
+    "ffpp": ("ffpp", {"videos": 6, "compressions": ["c23", "raw"]}),
+    "celebdf": ("celebdf_v2", {"videos": 6}),
+    "dfdc": ("dfdc", {"videos": 6}),
+    "dfdc_preview": ("dfdc_preview", {"videos": 6}),
+    "casia_surf": ("casia_surf", {"identities": 9}),
+}
+
+
+@pytest.fixture(scope="session")
+def twins(tmp_path_factory):
+    """name -> (raw twin root, preprocess output) for every dataset, 3 frames of 64 px per video.
+
+    Built once per test session (synth + preprocess with the sidecar landmarks) and shared by the data-layer
+    tests and the config smoke tests.
+    """
+    from lightning_dfd.data.preprocess import preprocess
+    from lightning_dfd.data.synthetic.cli import synth
+
+    base = tmp_path_factory.mktemp("twins")
+    out = {}
+    for name, (dataset, options) in TWINS.items():
+        options = {"identities": 4, **options}
+        raw = synth(name, base / name / "raw", seed=0, frames=3, size=64, **options)
+        cache = base / name / "cache"
+        preprocess(dataset, raw, cache, frames=3, backend="sidecar", size=64, progress=False)
+        out[name] = (raw, cache)
+    return out

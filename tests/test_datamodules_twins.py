@@ -14,8 +14,6 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from lightning_dfd.data.preprocess import preprocess
-from lightning_dfd.data.synthetic.cli import synth
 from lightning_dfd.datamodules import (
     CasiaSurfDataModule,
     CelebDFDataModule,
@@ -25,28 +23,7 @@ from lightning_dfd.datamodules import (
 )
 from lightning_dfd.methods.binary import BinaryClassifier
 
-TWINS = {  # synth dataset -> (preprocess dataset, synth options)
-    "ffpp": ("ffpp", {"videos": 6, "compressions": ["c23"]}),
-    "celebdf": ("celebdf_v2", {"videos": 6}),
-    "dfdc": ("dfdc", {"videos": 6}),
-    "dfdc_preview": ("dfdc_preview", {"videos": 6}),
-    "casia_surf": ("casia_surf", {"identities": 9}),
-}
 LOADER = {"batch_size": 4, "num_workers": 0, "image_size": 32, "frames_per_video": 2}
-
-
-@pytest.fixture(scope="module")
-def twins(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """name -> (raw twin root, preprocess output) for every dataset, 3 frames of 64 px per video."""
-    base = tmp_path_factory.mktemp("twins")
-    out = {}
-    for name, (dataset, options) in TWINS.items():
-        options = {"identities": 4, **options}
-        raw = synth(name, base / name / "raw", seed=0, frames=3, size=64, **options)
-        cache = base / name / "cache"
-        preprocess(dataset, raw, cache, frames=3, backend="sidecar", size=64, progress=False)
-        out[name] = (raw, cache)
-    return out
 
 
 def labels_by_video(dm, stage: str) -> dict[str, int]:

@@ -217,3 +217,24 @@ def test_indexers_agree_with_the_synthetic_twin_plan(tmp_path, monkeypatch, twin
     assert {r.split for r in records} >= {"train", "test"}
     assert all((root / r.source).is_file() for r in records)
     assert all((root / p).is_file() for r in records for p in r.extra_paths.values())
+
+
+def test_ffpp_full_size_twin_gives_official_split_sizes(tmp_path):
+    """A twin at full split size (placeholder videos) is indexed 720/140/140 real ids, 4 x that many fakes."""
+    from lightning_dfd.data.synthetic.cli import synth
+
+    root = synth("ffpp", tmp_path / "full", videos=6, frames=1, size=32, full_splits=True, compressions=["c23"],
+                 methods=["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"])
+    records = index_dataset("ffpp", root, compressions=["c23"])
+    reals = {s: {r.video_id for r in records if r.label == 0 and r.split == s} for s in ("train", "val", "test")}
+    fakes = {s: {r.video_id for r in records if r.label == 1 and r.split == s} for s in ("train", "val", "test")}
+    assert {s: len(v) for s, v in reals.items()} == {"train": 720, "val": 140, "test": 140}
+    assert {s: len(v) for s, v in fakes.items()} == {"train": 4 * 720, "val": 4 * 140, "test": 4 * 140}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not reals[a] & reals[b] and not fakes[a] & fakes[b]
+    # no source/target id of a fake crosses splits either
+    ids = {s: {i for v in reals[s] for i in [v.rsplit("/", 1)[1]]} for s in reals}
+    for split, videos in fakes.items():
+        for video in videos:
+            target, source = video.rsplit("/", 1)[1].split("_")
+            assert target in ids[split] and source in ids[split]

@@ -223,6 +223,11 @@ class DetectorModule(LightningModule):
                 except Exception as err:  # an image that cannot be logged must not lose the test run
                     self.print(f"[lightning-dfd] could not log images to {type(logger).__name__}: {err}")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the class path, so ``--ckpt_path`` works in the CLI for checkpoints saved outside it too."""
+        hparams = checkpoint.setdefault("hyper_parameters", {})
+        hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
+
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.trainable_parameters())
