@@ -1,8 +1,8 @@
 """Lightning training step of BinaryClassifier against a plain PyTorch loop: same model, batch and optimizer.
 
 Both loops run the same number of steps on the same (fixed) batch; the first steps are warm-up and are not
-timed. Trials alternate between the two loops and the median per-step time of each is reported, with the
-overhead of Lightning in percent (goal <= 5%).
+timed. Trials alternate between the two loops; the overhead of Lightning in percent (goal <= 5%) is computed from
+the fastest trial of each (the least disturbed by other processes, as `timeit` does), the medians are shown too.
 
     python benchmarks/step_overhead.py [--backbone resnet18] [--size 128] [--batch 16] [--steps 30] [--trials 3]
 """
@@ -82,8 +82,8 @@ def plain_step_time(backbone: str, batch: dict, steps: int, warmup: int) -> floa
     return (time.perf_counter() - start) / (steps - warmup)
 
 
-def main(backbone: str = "resnet18", size: int = 128, batch: int = 16, steps: int = 30, warmup: int = 5,
-         trials: int = 3) -> float:
+def main(backbone: str = "resnet18", size: int = 128, batch: int = 16, steps: int = 25, warmup: int = 5,
+         trials: int = 5) -> float:
     """Args:
         backbone: timm model name.
         size: image side.
@@ -99,13 +99,14 @@ def main(backbone: str = "resnet18", size: int = 128, batch: int = 16, steps: in
     for _ in range(trials):
         plain.append(plain_step_time(backbone, data, steps, warmup))
         light.append(lightning_step_time(backbone, data, steps, warmup))
-    p, q = statistics.median(plain), statistics.median(light)
+    p, q = min(plain), min(light)
     overhead = 100 * (q - p) / p
+    median_overhead = 100 * (statistics.median(light) - statistics.median(plain)) / statistics.median(plain)
     print(f"step_overhead: {backbone} {size}x{size} batch {batch}, {steps - warmup} timed steps x {trials} trials, "
           f"torch threads {torch.get_num_threads()}")
     print(f"  plain PyTorch loop : {1000 * p:8.2f} ms/step  (trials: {', '.join(f'{1000 * t:.1f}' for t in plain)})")
     print(f"  Lightning step     : {1000 * q:8.2f} ms/step  (trials: {', '.join(f'{1000 * t:.1f}' for t in light)})")
-    print(f"  Lightning overhead : {overhead:+.2f}%  (goal <= 5%)")
+    print(f"  Lightning overhead : {overhead:+.2f}% (fastest trials; medians: {median_overhead:+.2f}%)  goal <= 5%")
     return overhead
 
 

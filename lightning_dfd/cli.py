@@ -30,7 +30,7 @@ from lightning_dfd.methods.base import DetectorModule
 EXTRA_COMMANDS: dict[str, str] = {
     "synth": "lightning_dfd.data.synthetic.cli:synth",
     "preprocess": "lightning_dfd.data.preprocess:preprocess",
-    "preview-transforms": "lightning_dfd.transforms.preview:preview_transforms",
+    "preview-transforms": "lightning_dfd.transforms.preview:preview_from_config",
     "slurm": "lightning_dfd.cluster.slurm:slurm",
     "sweep": "lightning_dfd.cluster.sweep:sweep",
     "demo": "lightning_dfd.demo:demo",
@@ -83,6 +83,11 @@ def configure_wandb_mode(mode: str | None = None) -> str:
     return mode
 
 
+#: per-command renames of command-line options: jsonargparse reserves ``--config`` for its own config files, but
+#: ``preview-transforms --config X`` names a *training* config, as ``fit --config X`` does.
+OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"}}
+
+
 def load_command(name: str) -> Callable:
     module_name, _, attr = EXTRA_COMMANDS[name].partition(":")
     return getattr(importlib.import_module(module_name), attr)
@@ -91,7 +96,12 @@ def load_command(name: str) -> Callable:
 def run_extra_command(name: str, args: Sequence[str]):
     from jsonargparse import auto_cli
 
-    return auto_cli(load_command(name), args=list(args), as_positional=False)
+    aliases = OPTION_ALIASES.get(name, {})
+    renamed = []
+    for arg in args:
+        option, sep, value = arg.partition("=")
+        renamed.append(aliases.get(option, option) + sep + value if option in aliases else arg)
+    return auto_cli(load_command(name), args=renamed, as_positional=False)
 
 
 def build_cli(args: Sequence[str] | None = None, run: bool = True) -> DetectionCLI:

@@ -12,7 +12,7 @@ import numpy as np
 from lightning_dfd.io import atomic_path
 from lightning_dfd.transforms.masks import check_landmarks
 
-__all__ = ["preview_grid", "preview_transforms"]
+__all__ = ["preview_from_config", "preview_grid", "preview_transforms"]
 
 
 def _plane(array: np.ndarray) -> np.ndarray:
@@ -98,3 +98,64 @@ def preview_transforms(samples: Sequence[tuple[np.ndarray, np.ndarray]], path: s
         heatmaps.append(made["heatmap"])
         consistencies.append(made["consistency"])
     return preview_grid(fakes, masks, heatmaps, consistencies, path, backgrounds=reals)
+
+
+def preview_from_config(train_config: Path, out: Path = Path("outputs/preview_transforms.png"), samples: int = 8,
+                        data_path: str | None = None, blend: Literal["config", "sbi", "bi"] = "config",
+                        seed: int = 0) -> Path:
+    """``python -m lightning_dfd preview-transforms --config X``: what the network is taught, as a PNG grid.
+
+    Reads the ``data`` section of a training config (a DataModule with a preprocessed manifest), takes ``samples``
+    real training crops with their landmarks, makes their pseudo-fakes (the config's ``pseudo_fake``, SBI when it
+    has none) and LAA-Net targets at the config's ``heatmap_size``, and writes one row per sample: real,
+    pseudo-fake, mask M, heatmap H, self-consistency C.
+
+    Args:
+        train_config: a training config (e.g. conf/laanet/ffpp_sbi.yaml) or a data config (conf/data/...);
+            ``--config`` on the command line.
+        out: PNG to write.
+        samples: number of rows.
+        data_path: overrides ``data.init_args.path`` (the preprocess output folder).
+        blend: ``config`` (use the config's pseudo_fake), ``sbi`` or ``bi``.
+        seed: seed of the transforms.
+    """
+    import cv2
+    import yaml
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    config = Path(train_config)
+    if not config.is_file():
+        raise FileNotFoundError(f"config {config} not found")
+    document = yaml.safe_load(config.read_text()) or {}
+    data = document.get("data", document if "class_path" in document else None)
+    if data is None:
+        raise ValueError(f"{config} has no `data:` section; pass a training config or a conf/data/*.yaml file")
+    if isinstance(data, str):  # `data: ../data/ffpp.yaml`
+        data = yaml.safe_load((config.parent / data).read_text())
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningDataModule, "data")
+    args = ["--data", yaml.safe_dump(data)]
+    if data_path is not None:
+        args += ["--data.init_args.path", str(data_path)]
+    datamodule = parser.instantiate_classes(parser.parse_args(args)).data
+    rows = datamodule.stage_rows()["train"]
+    rows = rows[(rows["label"] == 0) & rows["landmarks"].map(lambda v: v is not None and len(v) == 136)]
+    if rows.empty:
+        raise ValueError(f"no real training crop with landmarks in {datamodule.manifest_path}; preprocess with a "
+                         "landmark backend (sidecar, dlib or face_alignment)")
+    rows = rows.sample(n=min(samples, len(rows)), random_state=seed)
+    pairs, identities = [], []
+    for _, row in rows.iterrows():
+        image = cv2.imread(str(datamodule.root / row["path"]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FileNotFoundError(f"crop {datamodule.root / row['path']} listed in the manifest cannot be read; "
+                                    "re-run preprocess")
+        pairs.append((cv2.cvtColor(image, cv2.COLOR_BGR2RGB), np.asarray(row["landmarks"], np.float32).reshape(68, 2)))
+        identities.append(str(row["subject"] or row["video_id"]))
+    kind = getattr(datamodule, "pseudo_fake", "none") if blend == "config" else blend
+    kind = "sbi" if kind == "none" else kind
+    heatmap_size = getattr(datamodule, "heatmap_size", None) or 64
+    path = preview_transforms(pairs, out, blend=kind, heatmap_size=heatmap_size, seed=seed, identities=identities)
+    print(f"[lightning-dfd] {len(pairs)} {kind.upper()} samples with their targets -> {path}")
+    return path
