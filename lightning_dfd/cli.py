@@ -90,7 +90,14 @@ OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": 
 
 def load_command(name: str) -> Callable:
     module_name, _, attr = EXTRA_COMMANDS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is None or not module_name.startswith(err.name):
+            raise
+        raise SystemExit(f"`python -m lightning_dfd {name}` is registered but not implemented yet ({module_name} does "
+                         "not exist in this version); see the open issues.") from err
+    return getattr(module, attr)
 
 
 def run_extra_command(name: str, args: Sequence[str]):

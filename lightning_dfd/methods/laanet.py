@@ -88,6 +88,9 @@ class LAANetDetector(DetectorModule):
                             gamma_w=gamma_w, heatmap_stride=heatmap_stride, head_channels=head_channels,
                             consistency_dim=consistency_dim, use_heatmap=use_heatmap,
                             use_consistency=use_consistency, dropout=dropout, in_chans=in_chans)
+        # SAM takes two passes per update, which Lightning's automatic loop cannot express: decide the mode
+        # now (Lightning validates trainer settings against it before configure_optimizers runs)
+        self.automatic_optimization = not builds_sam(optimizer)
         self.criterion = LAANetLoss(lambda1=lambda1, lambda2=lambda2, heatmap_loss=heatmap_loss,
                                     focal_gamma=focal_gamma, cornernet_alpha=cornernet_alpha,
                                     cornernet_beta=cornernet_beta, label_smoothing=label_smoothing)
@@ -119,14 +122,9 @@ class LAANetDetector(DetectorModule):
     def configure_optimizers(self):
         config = super().configure_optimizers()
         optimizer = config["optimizer"] if isinstance(config, dict) else config
-        # SAM takes two passes per update: Lightning's automatic loop cannot express it.
-        self.automatic_optimization = not isinstance(optimizer, SAM)
-        if not self.automatic_optimization and self._trainer is not None:
-            if self.trainer.gradient_clip_val:
-                raise ValueError("gradient clipping is not supported with SAM (manual optimisation): unset "
-                                 "trainer.gradient_clip_val")
-            if self.trainer.accumulate_grad_batches != 1:
-                raise ValueError("accumulate_grad_batches must be 1 with SAM (manual optimisation)")
+        if isinstance(optimizer, SAM) == self.automatic_optimization:
+            raise RuntimeError(f"the optimizer factory built a {type(optimizer).__name__} but a probe at __init__ "
+                               f"said otherwise: it must always build the same optimizer type")
         return config
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
@@ -164,3 +162,8 @@ class LAANetDetector(DetectorModule):
             return
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
+
+
+def builds_sam(optimizer: OptimizerCallable) -> bool:
+    """Whether the optimizer factory makes a :class:`SAM` (probed on a throw-away parameter)."""
+    return isinstance(optimizer([torch.nn.Parameter(torch.zeros(1))]), SAM)

@@ -77,9 +77,47 @@ def create_classifier(name: str, pretrained: bool | str = False, num_classes: in
                              **kwargs)
 
 
+class HeadFeatures(nn.Module):
+    """A full timm model returning its stage features at ``out_indices`` plus the output of its head convolution.
+
+    ``features_only`` models drop the final 1x1 "head" convolution (EfficientNet's ``conv_head`` + ``bn2``: 448 ->
+    1792 channels for B4); LAA-Net's top level F(6) is that output. This wrapper keeps the whole (pretrained) network
+    and calls timm's ``forward_intermediates``; its ``feature_info`` lists the stages at ``out_indices`` and then the
+    head (``module == "head"``, ``num_features`` channels) at the stride of the last stage.
+    """
+
+    def __init__(self, model: nn.Module, out_indices: tuple[int, ...]) -> None:
+        super().__init__()
+        if not hasattr(model, "forward_intermediates"):
+            raise ValueError(f"timm model {type(model).__name__} has no forward_intermediates(), so its head features "
+                             "cannot be returned: choose another backbone or a level set without the head")
+        from timm.models import FeatureInfo
+
+        stages = [dict(info) for info in model.feature_info]
+        bad = [i for i in out_indices if not 0 <= i < len(stages)]
+        if bad:
+            raise ValueError(f"out_indices {list(out_indices)}: {bad} not in 0..{len(stages) - 1}")
+        head = {"num_chs": int(model.num_features), "reduction": stages[-1]["reduction"], "module": "head"}
+        self.model = model
+        self.out_indices = tuple(int(i) for i in out_indices)
+        self.feature_info = FeatureInfo(stages + [head], self.out_indices + (len(stages),))
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        final, intermediates = self.model.forward_intermediates(images, indices=list(self.out_indices))
+        return [*intermediates, final]
+
+
 def create_backbone(name: str, pretrained: bool | str = False, out_indices: tuple[int, ...] | None = None,
-                    in_chans: int = 3, **kwargs: Any) -> nn.Module:
-    """A timm ``features_only`` backbone; read widths from ``.feature_info.channels()`` / ``.reduction()``."""
+                    in_chans: int = 3, head_features: bool = False, **kwargs: Any) -> nn.Module:
+    """A timm ``features_only`` backbone; read widths from ``.feature_info.channels()`` / ``.reduction()``.
+
+    With ``head_features`` the model is a :class:`HeadFeatures` (full model: stage maps plus the head output last).
+    """
+    if head_features:
+        model = timm.create_model(name, num_classes=0, global_pool="", in_chans=in_chans,
+                                  **pretrained_kwargs(name, pretrained), **kwargs)
+        indices = tuple(out_indices) if out_indices is not None else tuple(range(len(model.feature_info)))
+        return HeadFeatures(model, indices)
     if out_indices is not None:
         kwargs["out_indices"] = tuple(out_indices)
     return timm.create_model(name, features_only=True, in_chans=in_chans, **pretrained_kwargs(name, pretrained),
