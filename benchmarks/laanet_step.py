@@ -19,23 +19,11 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningDataModule, Trainer
+from step_overhead import RepeatedBatch  # same folder: one batch repeated `steps` times
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_dfd.methods.laanet import LAANetDetector
 from lightning_dfd.optim.sam import batchnorm_stats_frozen
-
-
-class RepeatedBatches(Dataset):
-    """``steps`` copies of one pre-collated batch (DataLoader with ``batch_size=None``)."""
-
-    def __init__(self, batch: dict, steps: int) -> None:
-        self.batch, self.steps = batch, steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __getitem__(self, index: int) -> dict:
-        return self.batch
 
 
 class BatchData(LightningDataModule):
@@ -131,7 +119,7 @@ def main(backbone: str = "efficientnet_b0", image_size: int = 128, batch_size: i
     """
     if threads:
         torch.set_num_threads(threads)
-    dataset = RepeatedBatches(make_batch(batch_size, image_size, stride=4), steps)
+    dataset = RepeatedBatch(make_batch(batch_size, image_size, stride=4), steps)
     torch.manual_seed(0)
     template = LAANetDetector(backbone=backbone)
     lightning_times, plain_times = [], []

@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import BasePredictionWriter
@@ -49,7 +48,7 @@ class DetectionCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
-            "--wandb_mode", type=Optional[str], default=None,
+            "--wandb_mode", type=str | None, default=None,
             help="W&B mode (online|offline|disabled). Default: offline unless WANDB_API_KEY is set.",
         )
         parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")

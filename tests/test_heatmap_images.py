@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
@@ -42,7 +44,7 @@ def test_heatmaps_logged_on_validation_and_written_on_test(tmp_path):
     trainer.fit(model, train_dataloaders=loader, val_dataloaders=loader)
     assert logged and logged[0][0] == "val/heatmaps"
     val_png = logged[0][1][0]
-    assert open(val_png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert Path(val_png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     trainer.test(model, dataloaders=loader, verbose=False)
     test_png = model.report_dir() / "test_heatmaps.png"
     assert test_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -39,7 +39,7 @@ class RandomStateCheckpoint(Callback):
 
 
 def capture_random_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),

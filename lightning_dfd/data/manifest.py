@@ -26,6 +26,7 @@ extra_paths     str       JSON object of further per-row files (e.g. ``{"depth":
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def normalise(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
             frame[name] = [list(default) for _ in range(len(frame))] if isinstance(default, list) else default
             continue
         missing = frame[name].isna() if not isinstance(default, list) else frame[name].map(
-            lambda v: v is None or (isinstance(v, float) and v != v))
+            lambda v: v is None or (isinstance(v, float) and math.isnan(v)))
         if missing.any():  # a row that lacks a value another row has gets the default, never a null
             frame[name] = frame[name].astype(object)
             for i in frame.index[missing]:

@@ -51,8 +51,8 @@ class Scoring:
     tauc_fars: tuple[float, ...] = (0.01, 0.1)
 
     def metric_kwargs(self) -> dict[str, Any]:
-        return dict(aggregation=self.aggregation, threshold=self.threshold, fpr_points=tuple(self.fpr_points),
-                    max_fpr=self.max_fpr, tauc_fars=tuple(self.tauc_fars))
+        return {"aggregation": self.aggregation, "threshold": self.threshold, "fpr_points": tuple(self.fpr_points),
+                "max_fpr": self.max_fpr, "tauc_fars": tuple(self.tauc_fars)}
 
 
 # checkpoints are loaded with weights_only=True: allow the one non-builtin type kept in hyper-parameters.
@@ -220,7 +220,7 @@ class DetectorModule(LightningModule):
                 try:
                     log_image(key=f"{prefix}/roc", images=[str(roc_png)])
                     log_image(key=f"{prefix}/score_histogram", images=[str(hist_png)])
-                except Exception as err:  # an image that cannot be logged must not lose the test run
+                except Exception as err:  # noqa: BLE001 - an image that cannot be logged must not lose the test run
                     self.print(f"[lightning-dfd] could not log images to {type(logger).__name__}: {err}")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
