@@ -143,3 +143,21 @@ def test_wandb_logger_runs_offline_without_network(tmp_path, monkeypatch):
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert runs, "the offline run must land under save_dir/wandb"
     assert list((tmp_path / "csv").rglob("metrics.csv"))
+
+
+def test_auto_pos_weight_comes_from_the_datamodule(tmp_path):
+    class Balanced(ToyFaceDataModule):
+        pos_weight = 0.25
+
+    model = BinaryClassifier(backbone="resnet10t")
+    assert model.pos_weight is None
+    _trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=Balanced(videos=2, frames=2, size=32))
+    assert model.pos_weight == 0.25
+    logits = torch.tensor([0.3, -0.2])
+    batch = {"label": torch.tensor([1, 0])}
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["label"].float(),
+                                                                    pos_weight=torch.tensor(0.25))
+    torch.testing.assert_close(model.compute_loss({"logit": logits}, batch)["loss"], expected)
+    fixed = BinaryClassifier(backbone="resnet10t", pos_weight=2.0)
+    _trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(fixed, datamodule=Balanced(videos=2, frames=2, size=32))
+    assert fixed.pos_weight == 2.0

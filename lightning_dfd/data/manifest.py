@@ -100,12 +100,12 @@ def write_manifest(rows: list[dict] | pd.DataFrame, path: str | os.PathLike) -> 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read a manifest (file or directory holding ``manifest.parquet``)."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or path.suffix != ".parquet":
         path = path / MANIFEST_NAME
     if not path.exists():
         raise ManifestError(
             f"manifest not found: {path}. Run `python -m lightning_dfd preprocess --dataset NAME --root RAW "
-            f"--out {path.parent}` first."
+            f"--out {path.parent}` first, or point `path` at its output folder."
         )
     try:
         table = pq.read_table(path)

@@ -26,7 +26,9 @@ class BinaryClassifier(DetectorModule):
             a local weights file path.
         in_chans: input channels (3 for RGB; 9 for stacked RGB+Depth+IR).
         drop_rate: dropout before the classifier.
-        pos_weight: weight of the fake class in the BCE (class balance); ``None`` for 1.
+        pos_weight: weight of the fake class in the BCE: a number, ``None`` (1) or ``auto`` (the DataModule's
+            ``pos_weight`` = reals / fakes per epoch when it balances by loss weights, else 1; resolved at fit start
+            and logged).
         label_smoothing: targets become ``y * (1 - s) + s / 2``.
         optimizer: optimizer factory.
         lr_scheduler: scheduler factory.
@@ -40,7 +42,7 @@ class BinaryClassifier(DetectorModule):
         pretrained: bool | str = False,
         in_chans: int = 3,
         drop_rate: float = 0.0,
-        pos_weight: float | None = None,
+        pos_weight: float | Literal["auto"] | None = "auto",
         label_smoothing: float = 0.0,
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -52,8 +54,15 @@ class BinaryClassifier(DetectorModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = create_classifier(backbone, pretrained=pretrained, num_classes=1, in_chans=in_chans,
                                      drop_rate=drop_rate)
-        self.pos_weight = pos_weight
+        self.pos_weight = None if pos_weight == "auto" else pos_weight  # "auto" is resolved in on_fit_start
         self.label_smoothing = label_smoothing
+
+    def on_fit_start(self) -> None:
+        if self.hparams.pos_weight == "auto":
+            datamodule = getattr(self.trainer, "datamodule", None)
+            self.pos_weight = getattr(datamodule, "pos_weight", None)
+            self.print(f"[lightning-dfd] BCE pos_weight = {self.pos_weight if self.pos_weight is not None else 1.0} "
+                       f"(from {type(datamodule).__name__ if datamodule is not None else 'no DataModule'})")
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         return {"logit": self.net(images).reshape(-1)}
