@@ -67,6 +67,19 @@ def test_test_metrics_frame_and_video_level(tmp_path, aggregation):
     assert saved["test/video/auc"] == pytest.approx(results["test/video/auc"])
 
 
+def test_log_weighted_precision_reported_when_asked(tmp_path):
+    logits = torch.tensor([3.0, 0.0, 1.0, -1.0, -2.0, -3.0])  # two fakes, then four reals
+    batch = {"image": logits.view(6, 1, 1, 1).expand(6, 3, 2, 2).clone(), "label": torch.tensor([1, 1, 0, 0, 0, 0]),
+             "video_id": [f"v{i}" for i in range(6)]}
+    model = FixedScores(scoring=Scoring(log_wp_recalls=(0.5, 1.0)))
+    results = _trainer(tmp_path).test(model, dataloaders=DataLoader([batch], batch_size=None), verbose=False)[0]
+    # recall 0.5: threshold at the top fake -> TP 1, FP 0 -> log(1 / (1 + 100 * 0)) = 0
+    assert results["test/frame/log_wp@recall=0.5"] == pytest.approx(0.0)
+    # recall 1: threshold at the second fake (logit 0) lets the real at logit 1 through -> wP = 2 / (2 + 100 * 1)
+    assert results["test/frame/log_wp@recall=1"] == pytest.approx(np.log(2 / 102), abs=1e-6)
+    assert results["test/video/log_wp@recall=1"] == pytest.approx(np.log(2 / 102), abs=1e-6)
+
+
 def test_flip_tta_averages_with_flipped_input(tmp_path):
     class Asymmetric(FixedScores):
         def forward(self, images):  # depends on the left column only

@@ -41,6 +41,8 @@ class Scoring:
         fpr_points: false positive rates at which TPR is reported.
         max_fpr: cut-off of the McClish-standardised partial AUC.
         tauc_fars: cut-offs of the truncated AUC (seed 004).
+        log_wp_recalls: recalls at which the DFDC-preview log weighted precision (alpha = 100) is reported,
+            e.g. ``[0.1, 0.5, 0.9]`` (seed 004, Table 4b); none by default.
     """
 
     aggregation: Aggregation = "mean"
@@ -49,10 +51,12 @@ class Scoring:
     fpr_points: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
     max_fpr: float = 0.1
     tauc_fars: tuple[float, ...] = (0.01, 0.1)
+    log_wp_recalls: tuple[float, ...] = ()
 
     def metric_kwargs(self) -> dict[str, Any]:
         return {"aggregation": self.aggregation, "threshold": self.threshold, "fpr_points": tuple(self.fpr_points),
-                "max_fpr": self.max_fpr, "tauc_fars": tuple(self.tauc_fars)}
+                "max_fpr": self.max_fpr, "tauc_fars": tuple(self.tauc_fars),
+                "log_wp_recalls": tuple(self.log_wp_recalls)}
 
 
 # checkpoints are loaded with weights_only=True: allow the one non-builtin type kept in hyper-parameters.
