@@ -193,8 +193,9 @@ class DetectorModule(LightningModule):
         values = collector.compute()
         collector.reset()
         metrics = {f"{prefix}/{k}": float(v) for k, v in values.items()}
-        # values are already synchronised across ranks by the metric; NaN (one class present) is logged as is.
-        self.log_dict(metrics, sync_dist=False, add_dataloader_idx=False)
+        # values are already synchronised across ranks by the metric (so the mean over ranks that sync_dist takes
+        # is the value itself; it only tells Lightning they agree); NaN (one class present) is logged as is.
+        self.log_dict(metrics, sync_dist=True, add_dataloader_idx=False)
         self._last_reports = getattr(self, "_last_reports", {})
         self._last_reports[prefix] = (collector.last_scores, metrics)
         return metrics
