@@ -5,15 +5,15 @@ data, ``class_path``/``init_args`` in YAML, ``--print_config``). The extra subco
 ``preview-transforms``, ``slurm``, ``sweep``, ``demo``) are typed Python functions registered in
 :data:`EXTRA_COMMANDS`; jsonargparse builds their parsers from the signatures, so every one of them has ``--help``
 and ``--config`` too. They do not need a model, a datamodule or a trainer, which is why they are dispatched before
-the ``LightningCLI`` is built rather than as Trainer subcommands.
+the ``LightningCLI`` is built rather than as Trainer subcommands; their registry lives in the light
+:mod:`lightning_dfd.commands`, so ``python -m lightning_dfd synth`` does not import Lightning.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
@@ -23,18 +23,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning_dfd.callbacks.checkpoint import BestAndLastCheckpoint
 from lightning_dfd.callbacks.prediction_writer import VideoPredictionWriter
 from lightning_dfd.callbacks.random_state import RandomStateCheckpoint
+from lightning_dfd.commands import EXTRA_COMMANDS, run_extra_command
 from lightning_dfd.methods.base import DetectorModule
 
-#: name -> "module:function" of the extra subcommands (imported lazily, so `fit` does not import video codecs).
-EXTRA_COMMANDS: dict[str, str] = {
-    "synth": "lightning_dfd.data.synthetic.cli:synth",
-    "preprocess": "lightning_dfd.data.preprocess:preprocess",
-    "preview-transforms": "lightning_dfd.transforms.preview:preview_from_config",
-    "slurm": "lightning_dfd.cluster.slurm:slurm",
-    "sweep": "lightning_dfd.cluster.sweep:sweep",
-    "demo": "lightning_dfd.demo:demo",
-}
-
+__all__ = ["EXTRA_COMMANDS", "DetectionCLI", "build_cli", "configure_wandb_mode", "main"]
 
 class DetectionCLI(LightningCLI):
     """LightningCLI with the project's defaults.
@@ -82,34 +74,6 @@ def configure_wandb_mode(mode: str | None = None) -> str:
     return mode
 
 
-#: per-command renames of command-line options: jsonargparse reserves ``--config`` for its own config files, but
-#: ``preview-transforms --config X`` names a *training* config, as ``fit --config X`` does.
-OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"}}
-
-
-def load_command(name: str) -> Callable:
-    module_name, _, attr = EXTRA_COMMANDS[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name is None or not module_name.startswith(err.name):
-            raise
-        raise SystemExit(f"`python -m lightning_dfd {name}` is registered but not implemented yet ({module_name} does "
-                         "not exist in this version); see the open issues.") from err
-    return getattr(module, attr)
-
-
-def run_extra_command(name: str, args: Sequence[str]):
-    from jsonargparse import auto_cli
-
-    aliases = OPTION_ALIASES.get(name, {})
-    renamed = []
-    for arg in args:
-        option, sep, value = arg.partition("=")
-        renamed.append(aliases.get(option, option) + sep + value if option in aliases else arg)
-    return auto_cli(load_command(name), args=renamed, as_positional=False)
-
-
 def build_cli(args: Sequence[str] | None = None, run: bool = True) -> DetectionCLI:
     """Build (and by default run) the Lightning part of the CLI; tests call it with ``args=[...]``."""
     return DetectionCLI(
@@ -131,4 +95,4 @@ def main(args: Sequence[str] | None = None):
         return run_extra_command(argv[0], argv[1:])
     if argv and argv[0] in ("-h", "--help"):
         print("extra subcommands: " + ", ".join(sorted(EXTRA_COMMANDS)) + " (each takes --help)\n")
-    return build_cli(argv)
+    return build_cli(argv if args is not None else None)  # None: LightningCLI reads sys.argv itself

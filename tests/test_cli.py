@@ -101,3 +101,12 @@ def test_extra_subcommands_are_registered_and_have_help():
                          timeout=120, check=False)
     assert out.returncode == 0
     assert "extra subcommands" in out.stdout and "fit" in out.stdout
+
+
+def test_extra_subcommands_do_not_import_lightning():
+    code = ("import sys\nimport lightning_dfd.__main__ as entry\nsys.argv = ['lightning_dfd', 'preprocess', '--help']\n"
+            "try:\n    entry.run()\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', 'lightning.pytorch' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "--dataset" in out.stdout
+    assert "LOADED False False" in out.stdout
