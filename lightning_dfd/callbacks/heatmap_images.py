@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
@@ -30,8 +29,9 @@ def heatmap_grid(images: torch.Tensor, heatmaps: torch.Tensor, probs: torch.Tens
         axes[0, i].imshow(face)
         axes[0, i].set_title(f"y={int(labels[i])} p={float(probs[i]):.2f}", fontsize=8)
         axes[1, i].imshow(face)
-        axes[1, i].imshow(np.kron(heat, np.ones((face.shape[0] // heat.shape[0],) * 2)), cmap="magma", alpha=0.6,
-                          vmin=0, vmax=1)
+        height, width = face.shape[:2]  # stretch the h x w heatmap over the face
+        axes[1, i].imshow(heat, cmap="magma", alpha=0.6, vmin=0, vmax=1, interpolation="nearest",
+                          extent=(-0.5, width - 0.5, height - 0.5, -0.5))
         for ax in axes[:, i]:
             ax.axis("off")
     axes[1, 0].set_title("predicted heatmap", fontsize=8, loc="left")

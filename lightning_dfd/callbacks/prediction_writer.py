@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +89,7 @@ def video_rows(video_ids: list[str], probs: torch.Tensor, labels: torch.Tensor, 
     rows = []
     if names:
         idx = torch.tensor([index[v] for v in video_ids], dtype=torch.long)
-        counts = defaultdict(int)
-        for v in video_ids:
-            counts[v] += 1
+        counts = Counter(video_ids)
         video_probs, video_labels, video_idx = aggregate_by_video(probs, labels, idx, how=aggregation,
                                                                   threshold=threshold)
         for p, lab, i in zip(video_probs.tolist(), video_labels.tolist(), video_idx.tolist()):

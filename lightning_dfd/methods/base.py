@@ -24,7 +24,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lightning_dfd.metrics import DetectionScores, video_index
+from lightning_dfd.metrics import DetectionScores, video_indices
 
 Aggregation = Literal["mean", "vote", "max"]
 
@@ -138,12 +138,12 @@ class DetectorModule(LightningModule):
 
     def _update_scores(self, collector: DetectionScores, probs: Tensor, batch: dict[str, Any]) -> None:
         labels = torch.as_tensor(batch["label"], device=probs.device).long().reshape(-1)
-        videos = torch.tensor([video_index(v) for v in batch["video_id"]], device=probs.device, dtype=torch.long)
+        videos = video_indices(batch["video_id"], device=probs.device)
         groups = group_names(batch, labels)
         group_idx = None
         if groups is not None:
-            group_idx = torch.tensor([collector.register_group(g) for g in groups], device=probs.device,
-                                     dtype=torch.long)
+            ids = {name: collector.register_group(name) for name in set(groups)}  # hash each name once
+            group_idx = torch.tensor([ids[g] for g in groups], device=probs.device, dtype=torch.long)
         known = labels >= 0  # unlabeled samples (predict folders) never enter metrics
         collector.update(probs.detach()[known], labels[known], videos[known],
                          None if group_idx is None else group_idx[known])
