@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: install
+test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: install
