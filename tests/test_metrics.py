@@ -80,8 +80,8 @@ def test_auc_all_scores_tied_is_one_half() -> None:
     target = torch.tensor([0, 1] * 5)
     assert roc_auc(preds, target).item() == pytest.approx(0.5)
     assert equal_error_rate(preds, target).item() == pytest.approx(0.5)
-    # one ROC step (0,0) -> (1,1): no point with FPR <= 0.01 except the origin
-    assert tpr_at_fpr(preds, target, 0.01).item() == 0.0
+    # one ROC step (0,0) -> (1,1): no point with FPR <= 0.2 (= 1 / 5 negatives) except the origin
+    assert tpr_at_fpr(preds, target, 0.2).item() == 0.0
     assert partial_auc(preds, target, 0.1).item() == pytest.approx(0.5)
 
 
@@ -120,9 +120,10 @@ def tpr_at_fpr_reference(target: np.ndarray, preds: np.ndarray, fpr_target: floa
 @pytest.mark.parametrize("seed", SEEDS)
 def test_tpr_at_fpr_matches_sklearn_curve(seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
-    target = (torch.rand(2000, generator=g) < 0.5).long()
-    preds = torch.round((torch.rand(2000, generator=g) + 0.8 * target) * 300) / 300  # some ties
-    fprs = [1e-1, 1e-2, 1e-3, 1e-4]
+    target = (torch.rand(4000, generator=g) < 0.5).long()
+    preds = torch.round((torch.rand(4000, generator=g) + 0.8 * target) * 300) / 300  # some ties
+    assert int((target == 0).sum()) >= 1000 and int(target.sum()) >= 1000  # 1e-3 measurable either way
+    fprs = [1e-1, 1e-2, 2e-3, 1e-3]
     ref = [tpr_at_fpr_reference(target.numpy(), np_(preds), f) for f in fprs]
     np.testing.assert_allclose(tpr_at_fpr(preds, target, fprs).numpy(), ref, atol=1e-6)
     assert tpr_at_fpr(preds, target, 1e-2).item() == pytest.approx(ref[1], abs=1e-6)
@@ -142,7 +143,9 @@ def test_tpr_at_fpr_hand_worked() -> None:
     preds = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
     target = torch.tensor([1, 0, 1, 1, 0, 1, 0, 0])
     assert tpr_at_fpr(preds, target, 0.0).item() == pytest.approx(0.25)  # threshold .9
-    assert tpr_at_fpr(preds, target, 0.24).item() == pytest.approx(0.25)  # 1 FP would be FPR .25 > .24
+    # 0.24 < 1 / 4 negatives: the same value as FPR 0, not a measurement -> NaN with a warning (issue 10)
+    with pytest.warns(UserWarning, match=r"TPR@FPR=0.24 is undefined \(only 4 negatives"):
+        assert math.isnan(tpr_at_fpr(preds, target, 0.24).item())
     assert tpr_at_fpr(preds, target, 0.25).item() == pytest.approx(0.75)  # threshold .6, FPR exactly .25
     assert tpr_at_fpr(preds, target, 0.5).item() == pytest.approx(1.0)  # threshold .4
     # bona fide positive: liveness order .2R .3R .4F .5R .6F .7F .8R .9F; FPR = accepted attacks / 4
@@ -179,41 +182,71 @@ def test_partial_auc_matches_sklearn(seed: int, max_fpr: float) -> None:
     assert metric.compute().item() == pytest.approx(ref, abs=1e-6)
 
 
-# ---------------------------------------------------------------- tAUC (seed 004) hand-worked
+# ---------------------------------------------------------------- tAUC (seed 004): ROC points and FAR grid
+
+
+def tauc_points_reference(target: np.ndarray, preds: np.ndarray, far: float) -> float:
+    """Mean TPR of sklearn's ROC points (one per distinct score + origin) with FPR <= far."""
+    fpr, tpr, _ = roc_curve(target, preds, drop_intermediate=False)
+    return float(tpr[fpr <= far + 1e-12].mean())
+
+
+def tauc_grid_reference(target: np.ndarray, preds: np.ndarray, far: float, n_grid: int = 200_001) -> float:
+    """Mean over a fine FAR grid of TAR@FAR = max{TPR : FPR <= f} (the step reading TPR@FPR uses)."""
+    fpr, tpr, _ = roc_curve(target, preds, drop_intermediate=False)
+    grid = np.linspace(0, far, n_grid)
+    last = np.searchsorted(fpr, grid + 1e-12, side="right") - 1
+    return float(np.maximum.accumulate(tpr)[last].mean())
 
 
 def test_truncated_auc_hand_worked() -> None:
     # Descending .9F .8R .7F .6R .5F .4R, 3 fakes / 3 reals.
-    # ROC: (0,0) (0,1/3) (1/3,1/3) (1/3,2/3) (2/3,2/3) (2/3,1) (1,1)
+    # ROC points: (0,0) (0,1/3) (1/3,1/3) (1/3,2/3) (2/3,2/3) (2/3,1) (1,1)
     preds = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
     target = torch.tensor([1, 0, 1, 0, 1, 0])
-    # area up to FAR 0.5 = 1/3 * 1/3 + (1/2 - 1/3) * 2/3 = 2/9 -> tAUC = (2/9) / 0.5 = 4/9
-    assert truncated_auc(preds, target, 0.5).item() == pytest.approx(4 / 9)
-    # up to FAR 0.2: TAR is 1/3 all along -> 1/3
-    assert truncated_auc(preds, target, 0.2).item() == pytest.approx(1 / 3)
-    # cut-off 1 = the full AUC (6 of 9 pairs ordered)
-    assert truncated_auc(preds, target, 1.0).item() == pytest.approx(2 / 3)
-    metric = TruncatedAUC(max_far=0.5)
+    # roc_points up to FAR 0.5: (0,0) (0,1/3) (1/3,1/3) (1/3,2/3) -> mean TPR (0 + 1/3 + 1/3 + 2/3) / 4 = 1/3
+    assert truncated_auc(preds, target, 0.5).item() == pytest.approx(1 / 3)
+    # up to FAR 0.2: (0,0) (0,1/3) -> 1/6
+    assert truncated_auc(preds, target, 0.2).item() == pytest.approx(1 / 6)
+    # far_grid: step TAR 1/3 on [0, 1/3), 2/3 on [1/3, 0.5] -> (1/9 + 1/9) / 0.5 = 4/9
+    assert truncated_auc(preds, target, 0.5, reading="far_grid").item() == pytest.approx(4 / 9)
+    assert truncated_auc(preds, target, 0.2, reading="far_grid").item() == pytest.approx(1 / 3)
+    # cut-off 1 on the grid = the full AUC (no ties: steps = trapezoids), 6 of 9 pairs ordered
+    assert truncated_auc(preds, target, 1.0, reading="far_grid").item() == pytest.approx(2 / 3)
+    metric, grid_metric = TruncatedAUC(max_far=0.5), TruncatedAUC(max_far=0.5, reading="far_grid")
     feed(metric, preds, target)
-    assert metric.compute().item() == pytest.approx(4 / 9)
+    feed(grid_metric, preds, target)
+    assert metric.compute().item() == pytest.approx(1 / 3)
+    assert grid_metric.compute().item() == pytest.approx(4 / 9)
+    with pytest.raises(ValueError, match="reading must be one of"):
+        truncated_auc(preds, target, 0.5, reading="linear")  # type: ignore[arg-type]
 
 
-def test_truncated_auc_interpolates_linearly_at_cut_off() -> None:
-    # all scores tied within a class pair: ROC (0,0) (1/2,1/2) (1,1); the diagonal up to 0.2 has area 0.02
+def test_truncated_auc_reads_ties_as_steps_like_tar_at_far() -> None:
+    # a fake and a real tie at .8: ROC (0,0) -> (1/2,1/2) -> (1,1). TAR@FAR=0.2 is 0 (the tie cannot be split),
+    # so the step reading gives tAUC 0 where the linear (diagonal) reading gave chance FAR_tau / 2 = 0.1.
     preds = torch.tensor([0.8, 0.8, 0.2, 0.2])
     target = torch.tensor([1, 0, 1, 0])
-    assert truncated_auc(preds, target, 0.2).item() == pytest.approx(0.1)  # chance = FAR_tau / 2
+    assert tpr_at_fpr(preds, target, 0.5).item() == pytest.approx(0.5)
+    assert truncated_auc(preds, target, 0.2, reading="far_grid").item() == pytest.approx(0.0)
+    assert truncated_auc(preds, target, 0.2).item() == pytest.approx(0.0)  # only (0,0) has FPR <= 0.2
+    # up to 0.75: step TAR 0 on [0, .5), .5 on [.5, .75] -> .125 / .75; points (0,0) (.5,.5) -> .25
+    assert truncated_auc(preds, target, 0.75, reading="far_grid").item() == pytest.approx(0.125 / 0.75)
+    assert truncated_auc(preds, target, 0.75).item() == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_truncated_auc_is_mean_tar_on_a_fine_far_grid(seed: int) -> None:
-    # the paper's definition: mean TAR over F_tau = {0, ..., FAR_tau}; a fine grid of the interpolated ROC
+@pytest.mark.parametrize("far", [0.01, 0.1, 0.3])
+def test_truncated_auc_matches_numpy_references_with_ties(seed: int, far: float) -> None:
     preds, target = tied_scores(seed)
-    fpr, tpr, _ = roc_curve(target.numpy(), np_(preds), drop_intermediate=False)
-    for far in (0.01, 0.1):
-        grid = np.linspace(0, far, 20001)
-        mean_tar = np.interp(grid, fpr, tpr).mean()
-        assert truncated_auc(preds, target, far).item() == pytest.approx(mean_tar, abs=2e-3)
+    y, p = target.numpy(), np_(preds)
+    assert truncated_auc(preds, target, far).item() == pytest.approx(tauc_points_reference(y, p, far), abs=1e-6)
+    grid_ref = tauc_grid_reference(y, p, far)
+    assert truncated_auc(preds, target, far, reading="far_grid").item() == pytest.approx(grid_ref, abs=1e-4)
+    # ties make the linear (trapezoid) reading differ from the step one: the test tells them apart
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
+    linear = np.interp(np.linspace(0, far, 200_001), fpr, tpr).mean()
+    assert abs(linear - grid_ref) > 1e-3
 
 
 # ---------------------------------------------------------------- log(wP), DFDC preview
@@ -310,3 +343,85 @@ def test_bad_inputs_raise_clear_errors() -> None:
         roc_auc(torch.rand(2), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="max_fpr"):
         PartialAUC(max_fpr=0.0)
+
+
+# ---------------------------------------------------------------- TPR@FPR at 1e-3 vs 1e-4 (>= 10000 negatives)
+
+
+def tpr_at_fpr_from_definition(positive_scores: np.ndarray, negative_scores: np.ndarray, fpr: float) -> float:
+    """max{TPR(t) : FPR(t) <= fpr} over t in the scores (and +inf), with ``positive <=> score >= t``."""
+    thresholds = np.concatenate([[np.inf], np.unique(np.concatenate([positive_scores, negative_scores]))])
+    neg, pos = np.sort(negative_scores), np.sort(positive_scores)
+    false_pos = len(neg) - np.searchsorted(neg, thresholds, side="left")
+    true_pos = len(pos) - np.searchsorted(pos, thresholds, side="left")
+    allowed = false_pos <= fpr * len(neg) + 1e-9
+    return float((true_pos[allowed] / len(pos)).max())
+
+
+def test_tpr_at_fpr_tells_1e_3_from_1e_4_on_ten_thousand_negatives() -> None:
+    rng = np.random.default_rng(0)
+    real = rng.normal(0.0, 1.0, 10_000)
+    fake = rng.normal(2.5, 1.0, 3_000)
+    preds = torch.tensor(np.concatenate([fake, real]))
+    target = torch.tensor([1] * len(fake) + [0] * len(real))
+    expected = [tpr_at_fpr_from_definition(fake, real, f) for f in (1e-3, 1e-4)]
+    assert expected[0] > expected[1] + 0.05  # 10 false positives allowed vs 1: clearly different figures
+    np.testing.assert_allclose(tpr_at_fpr(preds, target, [1e-3, 1e-4]).numpy(), expected, atol=1e-6)
+    metric = TPRAtFPR(fpr=[1e-3, 1e-4])
+    feed(metric, preds, target)
+    np.testing.assert_allclose(metric.compute().numpy(), expected, atol=1e-6)
+    # bona fide positive (seed 001): reals accepted (low attack score) while <= fpr of 3000 attacks are accepted
+    expected_bona_fide = tpr_at_fpr_from_definition(-real, -fake, 1e-3)
+    assert tpr_at_fpr(preds, target, 1e-3, positive_label=0).item() == pytest.approx(expected_bona_fide, abs=1e-6)
+    # 1e-4 of 3000 attacks is below one attack: not a measurement
+    with pytest.warns(UserWarning, match="only 3000 negatives"):
+        assert math.isnan(tpr_at_fpr(preds, target, 1e-4, positive_label=0).item())
+
+
+# ---------------------------------------------------------------- NaN in, NaN out (every metric)
+
+
+NAN_PREDS = torch.tensor([0.9, float("nan"), 0.2, 0.7, 0.4, 0.1])
+NAN_TARGET = torch.tensor([1, 1, 0, 1, 0, 0])
+
+
+@pytest.mark.parametrize(("name", "fn"), [
+    ("AUC", roc_auc),
+    ("AP", average_precision),
+    ("EER", equal_error_rate),
+    ("TPR@FPR", lambda p, t: tpr_at_fpr(p, t, 0.5)),
+    ("pAUC", lambda p, t: partial_auc(p, t, 0.1)),
+    ("tAUC", lambda p, t: truncated_auc(p, t, 0.5)),
+    ("tAUC", lambda p, t: truncated_auc(p, t, 0.5, reading="far_grid")),
+    ("log\\(wP\\)", lambda p, t: log_weighted_precision(p, t, 0.5)),
+    ("ACC", threshold_accuracy),
+    ("ACER", lambda p, t: anti_spoofing_errors(p, t)["apcer"]),
+    ("ACER", lambda p, t: anti_spoofing_errors(p, t)["bpcer"]),
+    ("ACER", lambda p, t: anti_spoofing_errors(p, t)["acer"]),
+])
+def test_nan_score_gives_nan_and_warning(name: str, fn) -> None:
+    with pytest.warns(UserWarning, match=f"{name}.*NaN"):
+        value = fn(NAN_PREDS, NAN_TARGET)
+    assert torch.isnan(value).all()
+
+
+@pytest.mark.parametrize("metric_cls", [RocAUC, AveragePrecision, EqualErrorRate, TPRAtFPR, PartialAUC,
+                                        TruncatedAUC, LogWeightedPrecision, ThresholdAccuracy, AntiSpoofingErrors])
+def test_nan_score_in_metric_state_gives_nan_and_warning(metric_cls: type) -> None:
+    metric = metric_cls() if metric_cls is not TPRAtFPR else TPRAtFPR(fpr=0.5)
+    metric.update(NAN_PREDS[:3], NAN_TARGET[:3])
+    metric.update(NAN_PREDS[3:], NAN_TARGET[3:])
+    with pytest.warns(UserWarning, match="NaN"):
+        value = metric.compute()
+    values = list(value.values()) if isinstance(value, dict) else [value]
+    assert all(torch.isnan(v).all() for v in values)
+
+
+def test_metric_states_keep_float64_scores_beyond_float32_resolution() -> None:
+    # logits 17, 18, 19 are all 1.0 as float32 probabilities; as float64 scores their order survives
+    logits = torch.tensor([17.0, 18.0, 19.0, 20.0], dtype=torch.float64)
+    target = torch.tensor([0, 1, 0, 1])
+    metric = RocAUC()
+    metric.update(torch.sigmoid(logits), target)
+    assert metric.compute().item() == pytest.approx(roc_auc_score(target.numpy(), logits.numpy()))  # 0.75
+    assert roc_auc_score(target.numpy(), torch.sigmoid(logits.float()).double().numpy()) == 0.5  # the old collapse

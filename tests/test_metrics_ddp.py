@@ -2,6 +2,7 @@
 
 The data are sharded unevenly; frames of one video sit on both ranks; one group's fakes and name live on
 rank 1 only; one metric receives no data at all on rank 1 (the empty-rank corner of torchmetrics' sync).
+``DetectionScores`` also gets float64 log-odds above float32's saturation (its ``log_odds`` state).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lightning_dfd.metrics import (
     LogWeightedPrecision,
     PartialAUC,
     RocAUC,
+    Scoring,
     ThresholdAccuracy,
     TPRAtFPR,
     TruncatedAUC,
@@ -47,9 +49,11 @@ def make_frames(seed: int = 0, n_videos: int = 48) -> dict[str, torch.Tensor]:
     group = torch.tensor([group_index(GROUPS[i]) for i in group_name_index.tolist()], dtype=torch.int64)
     offset = torch.rand(n_videos, generator=g)[video_number] * 0.6 + 0.3 * target
     preds = torch.round((offset + 0.1 * torch.randn(target.numel(), generator=g)).clamp(0, 1) * 40) / 40
+    # ranking scores in the range where float32 probabilities are all 1.0 (and not tied with each other)
+    log_odds = 17.0 + 20.0 * preds.double() + 1e-3 * torch.randn(target.numel(), generator=g, dtype=torch.float64)
     order = torch.randperm(target.numel(), generator=g)
     return {"preds": preds[order].float(), "target": target[order], "video_idx": video[order],
-            "group_idx": group[order], "group_name_index": group_name_index[order]}
+            "group_idx": group[order], "group_name_index": group_name_index[order], "log_odds": log_odds[order]}
 
 
 def shard(frames: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
@@ -62,8 +66,11 @@ def shard(frames: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]
 
 def build_metrics() -> dict[str, torch.nn.Module]:
     return {
-        "scores_mean": DetectionScores(aggregation="mean", log_wp_recalls=(0.5, 0.9)),
-        "scores_vote": DetectionScores(aggregation="vote", threshold=0.45, fpr_points=(0.05,)),
+        "scores_mean": DetectionScores(Scoring(aggregation="mean", log_wp_recalls=(0.5, 0.9))),
+        "scores_vote": DetectionScores(Scoring(aggregation="vote", threshold=0.45, fpr_points=(0.05,),
+                                               tauc_reading="far_grid")),
+        "scores_max_bona_fide": DetectionScores(Scoring(aggregation="max", fpr_points=(0.1, 0.02),
+                                                        tpr_positive="bona_fide")),
         "auc": RocAUC(), "ap": AveragePrecision(), "eer": EqualErrorRate(), "tpr": TPRAtFPR(fpr=(0.1, 0.01)),
         "tpr_bona_fide": TPRAtFPR(fpr=(0.1, 0.01), positive_label=0), "acc": ThresholdAccuracy(0.4),
         "pauc": PartialAUC(0.1), "tauc": TruncatedAUC(0.1), "log_wp": LogWeightedPrecision((0.5, 0.9)),
@@ -75,7 +82,7 @@ def feed_and_compute(metrics: dict[str, torch.nn.Module], frames: dict[str, torc
                      ) -> dict[str, object]:
     """Update in batches of 16 and compute; ``rank`` None = single process. Returns plain results."""
     registered = GROUPS if rank is None else NAMES_REGISTERED_ON[rank]
-    for name in ("scores_mean", "scores_vote"):
+    for name in ("scores_mean", "scores_vote", "scores_max_bona_fide"):
         for group in registered:
             metrics[name].register_group(group)
     n = frames["target"].numel()
@@ -83,7 +90,8 @@ def feed_and_compute(metrics: dict[str, torch.nn.Module], frames: dict[str, torc
         batch = {k: v[lo:lo + 16] for k, v in frames.items()}
         for name, metric in metrics.items():
             if name.startswith("scores"):
-                metric.update(batch["preds"], batch["target"], batch["video_idx"], batch["group_idx"])
+                metric.update(batch["preds"], batch["target"], batch["video_idx"], batch["group_idx"],
+                              log_odds=batch["log_odds"])
             elif name == "acer":
                 metric.update(batch["preds"], batch["target"], attack_type=batch["group_idx"])
             elif name == "auc_rank0_only":
@@ -100,6 +108,7 @@ def feed_and_compute(metrics: dict[str, torch.nn.Module], frames: dict[str, torc
             results[name] = value.tolist()
     results["last_scores_video_preds"] = metrics["scores_mean"].last_scores["video_preds"].tolist()
     results["last_scores_video_idx"] = metrics["scores_mean"].last_scores["video_idx"].tolist()
+    results["last_scores_video_ranking"] = metrics["scores_mean"].last_scores["video_ranking"].tolist()
     return results
 
 
@@ -144,6 +153,8 @@ def test_metrics_across_two_gloo_ranks_equal_single_process(tmp_path: Path) -> N
         for group in ("Deepfakes", "Face2Face", "NeuralTextures"):
             assert f"scores_mean:{level}/auc/{group}" in expected
     assert not any(key.endswith("/real") for key in expected)
+    assert "scores_max_bona_fide:video/tpr_bona_fide@fpr=1e-1" in expected
+    assert not math.isnan(expected["scores_mean:frame/auc"]) and expected["scores_mean:frame/auc"] > 0.6
     for rank_result in per_rank:
         assert set(rank_result["results"]) == set(expected)
         for key, value in expected.items():

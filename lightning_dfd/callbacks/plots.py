@@ -21,27 +21,55 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_roc(scores: dict[str, np.ndarray], path: str | Path, title: str = "ROC") -> Path:
-    """ROC curves at frame and video level (log-scaled FPR inset shows the low false-alarm region)."""
+def unmeasurable_fpr(n_negatives: int) -> float:
+    """Upper end of the FPR region a data set cannot measure: a non-zero FPR below ``1 / n_negatives``."""
+    return 1.0 / n_negatives if n_negatives > 0 else 1.0
+
+
+def roc_figure(scores: dict[str, np.ndarray], title: str = "ROC"):
+    """The ROC figure of :func:`plot_roc` (returned open, for callers and tests that inspect it).
+
+    Curves use the ranking scores (``{level}_ranking``: log-odds, no ties at a probability of 1.0) when present,
+    else the probabilities, and the positive class of TPR@FPR (``tpr_positive_label``: 1 fake, 0 bona fide).
+    On the log-FPR panel, the region ``FPR < 1 / n_negatives`` of each level is shaded: TPR@FPR there is the
+    TPR at zero false positives, not a measurement (the metrics report it as NaN).
+    """
+    positive = int(scores.get("tpr_positive_label", 1))
+    positive_name, negative_name = ("fake", "real") if positive == 1 else ("bona fide", "attack")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    lowest_fpr = 1e-4
     for level, colour in (("frame", "tab:blue"), ("video", "tab:orange")):
-        preds, target = scores.get(f"{level}_preds"), scores.get(f"{level}_target")
-        if preds is None or len(preds) == 0 or len(np.unique(target)) < 2:
+        ranking = scores.get(f"{level}_ranking", scores.get(f"{level}_preds"))
+        target = scores.get(f"{level}_target")
+        if ranking is None or len(ranking) == 0 or len(np.unique(target)) < 2 or np.isnan(ranking).any():
             continue
-        fpr, tpr, _ = roc_curve(target, preds)
-        auc = roc_auc_score(target, preds)
-        label = f"{level} (AUC {auc:.4f}, n={len(preds)})"
+        is_positive = (np.asarray(target) == positive).astype(int)
+        oriented = np.nan_to_num(np.asarray(ranking, dtype=np.float64)) * (1.0 if positive == 1 else -1.0)
+        fpr, tpr, _ = roc_curve(is_positive, oriented)
+        auc = roc_auc_score(is_positive, oriented)
+        n_negatives = int((is_positive == 0).sum())
+        label = f"{level} (AUC {auc:.4f}, n={len(ranking)}, {n_negatives} {negative_name})"
         axes[0].plot(fpr, tpr, color=colour, label=label)
-        axes[1].plot(np.clip(fpr, 1e-5, 1), tpr, color=colour, label=label)
+        lowest_fpr = min(lowest_fpr, 0.1 * unmeasurable_fpr(n_negatives))
+        axes[1].plot(np.clip(fpr, lowest_fpr, 1), tpr, color=colour, label=label)
+        limit = unmeasurable_fpr(n_negatives)
+        axes[1].axvspan(1e-12, limit, color=colour, alpha=0.12, lw=0,
+                        label=f"{level}: FPR < 1/{n_negatives} = {limit:.2g} not measurable")
     axes[0].plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-    axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    axes[0].set(xlabel=f"false positive rate ({negative_name}s scored {positive_name})",
+                ylabel=f"true positive rate ({positive_name})", title=title, xlim=(0, 1), ylim=(0, 1.01))
     axes[1].set(xscale="log", xlabel="false positive rate (log)", ylabel="true positive rate",
-                title="low false-alarm region", xlim=(1e-4, 1), ylim=(0, 1.01))
+                title="low false-alarm region (shaded: below 1 / n_negatives)", xlim=(lowest_fpr, 1), ylim=(0, 1.01))
     for ax in axes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, Path(path))
+            ax.legend(loc="lower right", fontsize=7)
+    return fig
+
+
+def plot_roc(scores: dict[str, np.ndarray], path: str | Path, title: str = "ROC") -> Path:
+    """ROC curves at frame and video level, linear and log FPR (see :func:`roc_figure`), as a PNG at ``path``."""
+    return _save(roc_figure(scores, title), Path(path))
 
 
 def plot_score_histogram(scores: dict[str, np.ndarray], path: str | Path, threshold: float = 0.5) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,43 +23,12 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lightning_dfd.metrics import DetectionScores, video_indices
+from lightning_dfd.batch import ATTACK_TYPE, LABEL, METHOD, VIDEO_ID
+from lightning_dfd.metrics import DetectionScores, mean_probability_log_odds, video_indices
+from lightning_dfd.metrics.aggregation import Aggregation
+from lightning_dfd.metrics.scoring import Scoring
 
-Aggregation = Literal["mean", "vote", "max"]
-
-
-@dataclass
-class Scoring:
-    """Evaluation settings shared by every method.
-
-    Args:
-        aggregation: how frame scores become a video score: ``mean``, ``vote`` (fraction of frames over the
-            threshold; majority vote = video score >= 0.5) or ``max``.
-        threshold: decision threshold on the fake probability (accuracy/TCR, ACER, votes).
-        flip_tta: average the probability of each frame with that of its horizontal flip at val/test/predict.
-        fpr_points: false positive rates at which TPR is reported.
-        max_fpr: cut-off of the McClish-standardised partial AUC.
-        tauc_fars: cut-offs of the truncated AUC (seed 004).
-        log_wp_recalls: recalls at which the DFDC-preview log weighted precision (alpha = 100) is reported,
-            e.g. ``[0.1, 0.5, 0.9]`` (seed 004, Table 4b); none by default.
-    """
-
-    aggregation: Aggregation = "mean"
-    threshold: float = 0.5
-    flip_tta: bool = False
-    fpr_points: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
-    max_fpr: float = 0.1
-    tauc_fars: tuple[float, ...] = (0.01, 0.1)
-    log_wp_recalls: tuple[float, ...] = ()
-
-    def metric_kwargs(self) -> dict[str, Any]:
-        return {"aggregation": self.aggregation, "threshold": self.threshold, "fpr_points": tuple(self.fpr_points),
-                "max_fpr": self.max_fpr, "tauc_fars": tuple(self.tauc_fars),
-                "log_wp_recalls": tuple(self.log_wp_recalls)}
-
-
-# checkpoints are loaded with weights_only=True: allow the one non-builtin type kept in hyper-parameters.
-torch.serialization.add_safe_globals([Scoring])
+__all__ = ["Aggregation", "DetectorModule", "Scoring", "group_names"]  # Scoring re-exported for configs / helpers
 
 
 class DetectorModule(LightningModule):
@@ -85,9 +53,10 @@ class DetectorModule(LightningModule):
         self.lr_scheduler_factory = lr_scheduler
         self.scheduler_interval = scheduler_interval
         self.scoring = scoring = scoring or Scoring()
-        self.val_scores = DetectionScores(**scoring.metric_kwargs())
+        self.val_scores = DetectionScores(scoring)
         # one collector per test dataloader (cross-dataset evaluation passes several); grown on demand.
-        self.test_scores = nn.ModuleList([DetectionScores(**scoring.metric_kwargs())])
+        self.test_scores = nn.ModuleList([DetectionScores(scoring)])
+        self._scored: tuple[Tensor, Tensor] | None = None  # (probabilities, log-odds) of the last score() call
 
     # ------------------------------------------------------------------ to implement in a method
     def forward(self, images: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
@@ -97,8 +66,21 @@ class DetectorModule(LightningModule):
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss(outputs, batch)")
 
     def fake_probability(self, outputs: dict[str, Tensor]) -> Tensor:
-        """Probability that each input is fake / an attack, shape (B,)."""
+        """Probability that each input is fake / an attack, shape (B,) float32 (thresholds, votes, CSVs)."""
         return torch.sigmoid(outputs["logit"].float().reshape(-1))
+
+    def fake_log_odds(self, outputs: dict[str, Tensor]) -> Tensor:
+        """Ranking score of each input: the log-odds of fake, shape (B,) float64 (float32 on MPS).
+
+        The logit itself by default: a float32 probability is exactly 1.0 for every logit above ~16.6, so
+        ranking metrics (AUC, TPR@FPR...) on probabilities would tie confident scores. A method that overrides
+        ``fake_probability`` but not this gets the log-odds of its probabilities (exact where they do not tie).
+        """
+        if type(self).fake_probability is not DetectorModule.fake_probability:
+            probs = self.fake_probability(outputs).detach()
+            return torch.logit(probs.to(torch.float32 if probs.device.type == "mps" else torch.float64))
+        logit = outputs["logit"].detach().reshape(-1)
+        return logit.to(torch.float32 if logit.device.type == "mps" else torch.float64)
 
     # ------------------------------------------------------------------ shared steps
     @staticmethod
@@ -121,24 +103,43 @@ class DetectorModule(LightningModule):
                          sync_dist=True)
 
     def score(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
-        """Model outputs and per-sample fake probabilities, with optional flip averaging."""
+        """Model outputs and per-sample fake probabilities (B,), with optional flip averaging.
+
+        Flip-TTA averages the two views' probabilities (their log-odds are combined into the log-odds of that
+        mean, ``mean_probability_log_odds``). The log-odds of the returned probabilities are kept for
+        ``_update_scores``, which feeds them to the ranking metrics.
+        """
         inputs = self.batch_inputs(batch)
         outputs = self(inputs)
         probs = self.fake_probability(outputs)
+        log_odds = self.fake_log_odds(outputs)
         if self.scoring.flip_tta:
-            probs = 0.5 * (probs + self.fake_probability(self(torch.flip(inputs, dims=[-1]))))
+            flipped = self(torch.flip(inputs, dims=[-1]))
+            probs = 0.5 * (probs + self.fake_probability(flipped))
+            log_odds = mean_probability_log_odds(torch.stack([log_odds, self.fake_log_odds(flipped)]), dim=0)
+        self._scored = (probs, log_odds)
         return outputs, probs
+
+    def _log_odds_of(self, probs: Tensor) -> Tensor:
+        """The log-odds ``score`` kept for these probabilities (same storage, e.g. after ``detach``); if the
+        probabilities did not come from ``score``, their own float64 log-odds (tied where they tie)."""
+        scored = self._scored
+        if (scored is not None and scored[0].data_ptr() == probs.data_ptr() and scored[0].shape == probs.shape
+                and scored[0].device == probs.device):
+            return scored[1]
+        return torch.logit(probs.detach().to(torch.float32 if probs.device.type == "mps" else torch.float64))
 
     def _collector(self, stage: str, dataloader_idx: int) -> DetectionScores:
         if stage == "val":
             return self.val_scores
-        while len(self.test_scores) <= dataloader_idx:
-            self.test_scores.append(DetectionScores(**self._score_kwargs).to(self.device))
+        while len(self.test_scores) <= dataloader_idx:  # a further test dataloader: same settings, own states
+            self.test_scores.append(DetectionScores(self.scoring).to(self.device))
         return self.test_scores[dataloader_idx]
 
     def _update_scores(self, collector: DetectionScores, probs: Tensor, batch: dict[str, Any]) -> None:
-        labels = torch.as_tensor(batch["label"], device=probs.device).long().reshape(-1)
-        videos = video_indices(batch["video_id"], device=probs.device)
+        log_odds = self._log_odds_of(probs)
+        labels = torch.as_tensor(batch[LABEL], device=probs.device).long().reshape(-1)
+        videos = video_indices(batch[VIDEO_ID], device=probs.device)
         groups = group_names(batch, labels)
         group_idx = None
         if groups is not None:
@@ -146,7 +147,7 @@ class DetectorModule(LightningModule):
             group_idx = torch.tensor([ids[g] for g in groups], device=probs.device, dtype=torch.long)
         known = labels >= 0  # unlabeled samples (predict folders) never enter metrics
         collector.update(probs.detach()[known], labels[known], videos[known],
-                         None if group_idx is None else group_idx[known])
+                         None if group_idx is None else group_idx[known], log_odds=log_odds[known])
 
     def _eval_step(self, batch: dict[str, Any], stage: str, dataloader_idx: int = 0) -> dict[str, Tensor]:
         outputs, probs = self.score(batch)
@@ -249,9 +250,9 @@ class DetectorModule(LightningModule):
 
 def group_names(batch: dict[str, Any], labels: Tensor) -> list[str] | None:
     """Manipulation / attack-type name of each sample (``real`` for bona fide), or None if the batch has neither."""
-    if "method" in batch:
-        return [str(m) if int(lab) != 0 else "real" for m, lab in zip(batch["method"], labels.tolist())]
-    if "attack_type" in batch:
-        kinds = torch.as_tensor(batch["attack_type"]).reshape(-1).tolist()
+    if METHOD in batch:
+        return [str(m) if int(lab) != 0 else "real" for m, lab in zip(batch[METHOD], labels.tolist())]
+    if ATTACK_TYPE in batch:
+        kinds = torch.as_tensor(batch[ATTACK_TYPE]).reshape(-1).tolist()
         return ["real" if int(lab) == 0 else f"attack_{int(k)}" for k, lab in zip(kinds, labels.tolist())]
     return None

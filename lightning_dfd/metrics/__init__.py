@@ -1,10 +1,19 @@
 """Detection metrics as torchmetrics ``Metric`` classes (DDP-safe ``"cat"`` states) and functions.
 
-Inputs everywhere: ``preds`` = probability (or score) of the positive class, 1 = fake / attack; ``target`` =
-integer 0/1 labels. Undefined values (one class, no samples) are NaN with a ``UserWarning``.
+Inputs everywhere: ``preds`` = score of the positive class, 1 = fake / attack (probabilities for thresholded
+metrics, any order-preserving score, e.g. logits, for ranking metrics); ``target`` = integer 0/1 labels.
+Undefined values (one class, no samples, NaN scores) are NaN with a ``UserWarning``. The evaluation settings
+live once in :class:`Scoring` (``lightning_dfd.metrics.scoring``).
 """
 
-from lightning_dfd.metrics.aggregation import aggregate_by_video, video_index, video_indices
+from lightning_dfd.metrics.aggregation import (
+    Aggregation,
+    aggregate_by_video,
+    aggregate_log_odds_by_video,
+    mean_probability_log_odds,
+    video_index,
+    video_indices,
+)
 from lightning_dfd.metrics.anti_spoofing import AntiSpoofingErrors, acer, anti_spoofing_errors, apcer, bpcer
 from lightning_dfd.metrics.base import ScoreTargetMetric, roc_counts, roc_rates
 from lightning_dfd.metrics.eer import EqualErrorRate, equal_error_rate
@@ -24,11 +33,13 @@ from lightning_dfd.metrics.operating_point import (
 )
 from lightning_dfd.metrics.partial_auc import PartialAUC, partial_auc
 from lightning_dfd.metrics.ranking import AveragePrecision, RocAUC, average_precision, roc_auc
+from lightning_dfd.metrics.scoring import Scoring
 from lightning_dfd.metrics.summary import DetectionScores, group_index, rate_key
 from lightning_dfd.metrics.truncated_auc import TruncatedAUC, truncated_auc
 
 __all__ = [
     "DFDC_ALPHA",
+    "Aggregation",
     "AntiSpoofingErrors",
     "AveragePrecision",
     "DetectionScores",
@@ -37,12 +48,14 @@ __all__ = [
     "PartialAUC",
     "RocAUC",
     "ScoreTargetMetric",
+    "Scoring",
     "TARAtFAR",
     "TPRAtFPR",
     "ThresholdAccuracy",
     "TruncatedAUC",
     "acer",
     "aggregate_by_video",
+    "aggregate_log_odds_by_video",
     "anti_spoofing_errors",
     "apcer",
     "average_precision",
@@ -50,6 +63,7 @@ __all__ = [
     "equal_error_rate",
     "group_index",
     "log_weighted_precision",
+    "mean_probability_log_odds",
     "partial_auc",
     "rate_key",
     "roc_auc",

@@ -8,7 +8,14 @@ Aggregations (``how``):
 - ``"max"``: the most suspicious frame.
 
 A video's label is the max of its frames' labels (fake if any frame is fake); videos whose frames carry
-both labels are reported with a ``UserWarning``.
+both labels are reported with a ``UserWarning``. A video with a NaN frame score gets a NaN video score (with a
+``UserWarning``), whatever the aggregation: NaN in, NaN out.
+
+Ranking scores (``aggregate_log_odds_by_video``): ranking metrics see an order-preserving score, the log-odds
+``log(p / (1 - p))`` in float64, never a float32 probability (every logit above ~16.6 is 1.0 in float32, above
+~36.7 in float64). The video log-odds of ``"mean"`` is the log-odds of the mean probability, computed from the
+frame log-odds without forming probabilities (``mean_probability_log_odds``), so video ranking follows the
+papers' mean of probabilities exactly; ``"max"`` takes the max frame log-odds; ``"vote"`` the vote fraction.
 
 ``video_index`` maps a ``video_id`` string to a non-negative int64 that every process computes alike
 (no communication between DDP ranks), so a video whose frames sit on several ranks is reassembled after
@@ -52,6 +59,85 @@ def segment_min(values: Tensor, segment: Tensor, n_segments: int) -> Tensor:
     return -segment_max(-values, segment, n_segments)
 
 
+def _warn_nan_videos(n_nan: int, n_videos: int) -> None:
+    warnings.warn(f"aggregate_by_video: {n_nan} of {n_videos} videos have NaN frame scores; their video score is "
+                  "NaN.", UserWarning, stacklevel=3)
+
+
+def _nan_videos(values: Tensor, frame_video: Tensor, n_videos: int) -> Tensor:
+    """Boolean mask of the videos with at least one NaN frame value."""
+    nan_frames = torch.zeros(n_videos, dtype=torch.int64, device=values.device)
+    nan_frames.index_add_(0, frame_video, torch.isnan(values).long())
+    return nan_frames > 0
+
+
+def mean_probability_log_odds(log_odds: Tensor, dim: int = 0) -> Tensor:
+    """Log-odds of the mean probability, ``logit(mean(sigmoid(log_odds)))``, without forming probabilities.
+
+    ``log(sum sigmoid(l)) - log(sum sigmoid(-l))`` with log-sum-exp of log-sigmoids: exact and strictly
+    increasing in the mean probability for any logits (flip-TTA averages two views this way).
+    """
+    log_odds = log_odds.to(torch.float32 if log_odds.device.type == "mps" else torch.float64)
+    return (torch.logsumexp(torch.nn.functional.logsigmoid(log_odds), dim=dim)
+            - torch.logsumexp(torch.nn.functional.logsigmoid(-log_odds), dim=dim))
+
+
+MEAN_SIGNIFICANT_BITS = 40
+
+
+def round_significant(values: Tensor, bits: int = MEAN_SIGNIFICANT_BITS) -> Tensor:
+    """Round to ``bits`` significant bits (40: relative 1e-12, far finer than float32's 24 bits).
+
+    Video means are sums whose last bits depend on the frame order; rounding lets videos with the same mean
+    probability tie, as they do in exact arithmetic. Infinities and NaN pass through.
+    """
+    mantissa, exponent = torch.frexp(values)
+    rounded = torch.ldexp(torch.round(mantissa * 2.0**bits) / 2.0**bits, exponent)
+    return torch.where(torch.isfinite(values), rounded, values)
+
+
+def _segment_logsumexp(values: Tensor, segment: Tensor, n_segments: int) -> Tensor:
+    top = segment_max(values, segment, n_segments)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    sums = torch.zeros(n_segments, dtype=values.dtype, device=values.device)
+    sums.index_add_(0, segment, torch.exp(values - top[segment]))
+    return torch.log(sums) + top
+
+
+def aggregate_log_odds_by_video(log_odds: Tensor, preds: Tensor, video_idx: Tensor, how: Aggregation = "mean",
+                                threshold: float = 0.5) -> Tensor:
+    """Order-preserving video ranking scores, one per video in increasing id order (as ``aggregate_by_video``).
+
+    Args:
+        log_odds: frame log-odds of fake (e.g. the model's logits), shape ``(N,)``.
+        preds: frame fake probabilities (the votes of ``"vote"``), shape ``(N,)``.
+        video_idx: integer video id of each frame, shape ``(N,)``.
+        how: ``"mean"``: log-odds of the mean probability; ``"max"``: max log-odds (= max probability);
+            ``"vote"``: fraction of frames with ``preds >= threshold``.
+        threshold: frame decision threshold of ``"vote"``.
+
+    Returns float64 (float32 on MPS); NaN for a video with a NaN frame score or log-odds.
+    """
+    if how not in AGGREGATIONS:
+        raise ValueError(f"aggregate_log_odds_by_video: how must be one of {AGGREGATIONS}, got {how!r}.")
+    dtype = torch.float32 if log_odds.device.type == "mps" else torch.float64
+    log_odds, preds = log_odds.flatten().to(dtype), preds.flatten()
+    unique_video_idx, frame_video = torch.unique(video_idx.flatten().long(), sorted=True, return_inverse=True)
+    n_videos = unique_video_idx.numel()
+    if how == "max":
+        scores = segment_max(log_odds, frame_video, n_videos)
+    elif how == "vote":
+        votes = torch.zeros(n_videos, dtype=dtype, device=log_odds.device)
+        votes.index_add_(0, frame_video, (preds >= threshold).to(dtype))
+        scores = votes / torch.bincount(frame_video, minlength=n_videos).to(dtype)
+    else:
+        scores = (_segment_logsumexp(torch.nn.functional.logsigmoid(log_odds), frame_video, n_videos)
+                  - _segment_logsumexp(torch.nn.functional.logsigmoid(-log_odds), frame_video, n_videos))
+        scores = round_significant(scores)
+    nan_video = _nan_videos(log_odds, frame_video, n_videos) | _nan_videos(preds, frame_video, n_videos)
+    return torch.where(nan_video, torch.full_like(scores, float("nan")), scores)
+
+
 def aggregate_by_video(preds: Tensor, target: Tensor, video_idx: Tensor, how: Aggregation = "mean",
                        threshold: float = 0.5) -> tuple[Tensor, Tensor, Tensor]:
     """Aggregate frame scores per video.
@@ -77,13 +163,17 @@ def aggregate_by_video(preds: Tensor, target: Tensor, video_idx: Tensor, how: Ag
     n_videos = unique_video_idx.numel()
     if how == "max":
         video_preds = segment_max(preds, frame_video, n_videos)
-    else:
+    else:  # "vote" counts p >= threshold: a NaN frame would count as a "real" vote without the check below
         accumulate_dtype = torch.float32 if preds.device.type == "mps" else torch.float64
         frame_values = (preds >= threshold) if how == "vote" else preds
         sums = torch.zeros(n_videos, dtype=accumulate_dtype, device=preds.device)
         sums.index_add_(0, frame_video, frame_values.to(accumulate_dtype))
         frame_counts = torch.bincount(frame_video, minlength=n_videos)
         video_preds = (sums / frame_counts).to(preds.dtype)
+    nan_video = _nan_videos(preds, frame_video, n_videos)
+    if bool(nan_video.any()):
+        _warn_nan_videos(int(nan_video.sum()), n_videos)
+        video_preds = torch.where(nan_video, torch.full_like(video_preds, float("nan")), video_preds)
     video_target = segment_max(target, frame_video, n_videos)
     if n_videos:
         mixed = video_target != segment_min(target, frame_video, n_videos)

@@ -10,6 +10,9 @@ With ``attack <=> score >= threshold`` (scores are attack probabilities, label 1
   as attacks.
 - ACER (average classification error rate, used by the CASIA-SURF / Chalearn LAP challenges, seed 001
   Sec. 4): ``(APCER + BPCER) / 2``.
+
+NaN in, NaN out: a NaN score is neither accepted nor rejected, so any NaN among the scores makes all three
+values NaN (with a ``UserWarning``) instead of being counted as a bona fide decision.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_dfd.metrics.base import ScoreTargetMetric, format_scores, nan_like, warn_undefined
+from lightning_dfd.metrics.base import ScoreTargetMetric, format_scores, has_nan, nan_like, warn_undefined
 
 NO_ATTACK_TYPE = -1
 """``attack_type`` value of samples without a known species (they form one species of their own)."""
@@ -36,6 +39,9 @@ def _format_attack_type(attack_type: Tensor | None, target: Tensor) -> Tensor:
 
 def _anti_spoofing_errors_compute(preds: Tensor, target: Tensor, attack_type: Tensor, threshold: float
                                   ) -> dict[str, Tensor]:
+    if has_nan(preds, "ACER"):
+        nan = nan_like(preds)
+        return {"apcer": nan, "bpcer": nan.clone(), "acer": nan.clone()}
     predicted_attack = preds >= threshold
     is_attack = target == 1
     if bool(is_attack.any()):
@@ -101,7 +107,7 @@ class AntiSpoofingErrors(ScoreTargetMetric):
     def update(self, preds: Tensor, target: Tensor, attack_type: Tensor | None = None) -> None:
         """Append a batch; ``attack_type`` (optional) is the integer PAI species of each sample."""
         preds, target = format_scores(preds, target, self.metric_name, self.validate_args)
-        self.preds.append(preds.float())
+        self.preds.append(preds)
         self.target.append(target)
         self.attack_type.append(_format_attack_type(attack_type, target))
 

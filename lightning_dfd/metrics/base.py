@@ -2,14 +2,17 @@
 
 Conventions used by every metric in this package:
 
-- ``preds`` are scores of the positive class, higher = more likely positive. The pipeline passes
-  probabilities of *fake / attack* (label 1). Ranking metrics (AUC, AP, EER, TPR@FPR, pAUC, tAUC, log(wP))
-  accept any real-valued score and never apply a sigmoid; threshold metrics compare ``preds >= threshold``.
+- ``preds`` are scores of the positive class, higher = more likely positive. Ranking metrics (AUC, AP, EER,
+  TPR@FPR, pAUC, tAUC, log(wP)) accept any real-valued, order-preserving score (the pipeline passes float64
+  log-odds, i.e. the model's logits, so that confident scores do not tie at a probability of 1.0) and never
+  apply a sigmoid; threshold metrics (accuracy, APCER/BPCER/ACER, votes) compare probabilities
+  ``preds >= threshold``. The Metric classes keep scores in float64 (float32 on MPS, which lacks float64).
 - ``target`` holds integers 0 (real / bona fide) and 1 (fake / attack).
 - ``positive_label=0`` swaps the roles of the classes (scores are negated, an exact order reversal, and the
   labels flipped), e.g. the anti-spoofing convention where bona fide is the positive, accepted class.
-- A value that is undefined on the data (one class only, no samples, NaN scores) is returned as NaN with a
-  ``UserWarning`` naming the metric; metrics never raise on such data.
+- A value that is undefined on the data (one class only, no samples) is returned as NaN with a ``UserWarning``
+  naming the metric; metrics never raise on such data. NaN in, NaN out: every metric whose input holds a NaN
+  score returns NaN with a ``UserWarning`` (never counts a NaN as a real or a fake).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def format_scores(preds: Tensor, target: Tensor, metric_name: str, validate_args
                   ) -> tuple[Tensor, Tensor]:
     """Flatten and check one batch: float scores, 0/1 integer targets of the same length.
 
-    Returns ``(preds, target)`` detached, ``preds`` as float32 (or float64 if given), ``target`` as int64.
+    Returns ``(preds, target)`` detached, ``preds`` in the curve precision (float64 unless on MPS), ``target``
+    as int64.
     """
     if preds.numel() != target.numel():
         raise ValueError(f"{metric_name}: preds has shape {tuple(preds.shape)} but target has shape "
@@ -55,10 +59,8 @@ def format_scores(preds: Tensor, target: Tensor, metric_name: str, validate_args
     if torch.is_floating_point(target):
         raise ValueError(f"{metric_name}: target must hold integer labels 0/1, got dtype {target.dtype}; "
                          "convert with target.long().")
-    preds = preds.detach().flatten()
+    preds = preds.detach().flatten().to(compute_dtype(preds.device))
     target = target.detach().flatten().long()
-    if preds.dtype != torch.float64:
-        preds = preds.float()
     if validate_args and target.numel() and not bool(((target == 0) | (target == 1)).all()):
         found = torch.unique(target).tolist()
         raise ValueError(f"{metric_name}: target must contain only 0 (real / bona fide) and 1 (fake / attack), "
@@ -86,10 +88,16 @@ def check_two_classes(preds: Tensor, target: Tensor, metric_name: str) -> bool:
         warn_undefined(metric_name, f"only one class present: {n_positive} positives, "
                                     f"{n_samples - n_positive} negatives")
         return False
-    if bool(torch.isnan(preds).any()):
-        warn_undefined(metric_name, "preds contain NaN")
-        return False
-    return True
+    return not has_nan(preds, metric_name)
+
+
+def has_nan(preds: Tensor, metric_name: str) -> bool:
+    """True (with the ``UserWarning`` of a NaN result) when ``preds`` hold a NaN score."""
+    n_nan = int(torch.isnan(preds).sum())
+    if n_nan:
+        warn_undefined(metric_name, f"preds contain {n_nan} NaN of {preds.numel()} scores")
+        return True
+    return False
 
 
 def roc_counts(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -116,8 +124,14 @@ def roc_rates(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def as_curve_input(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Scores in the curve precision (float64 unless on MPS), targets int64."""
-    return preds.to(compute_dtype(preds.device)), target.long()
+    """Scores in the curve precision (float64 unless on MPS), targets int64.
+
+    Infinite scores (log-odds of probabilities 0 or 1) become the largest finite values of their sign: the
+    curve code finds ties by differences, and ``inf - inf`` is NaN, which would split a tie. NaN stays NaN.
+    """
+    preds = preds.to(compute_dtype(preds.device))
+    largest = torch.finfo(preds.dtype).max
+    return torch.nan_to_num(preds, nan=float("nan"), posinf=largest, neginf=-largest), target.long()
 
 
 class ScoreTargetMetric(Metric):
@@ -134,7 +148,7 @@ class ScoreTargetMetric(Metric):
         super().__init__(**kwargs)
         self.validate_args = validate_args
         self._cat_state_dtypes: dict[str, torch.dtype] = {}
-        self.add_cat_state("preds", torch.float32)
+        self.add_cat_state("preds", torch.float64)
         self.add_cat_state("target", torch.int64)
 
     def add_cat_state(self, name: str, dtype: torch.dtype) -> None:
@@ -143,9 +157,9 @@ class ScoreTargetMetric(Metric):
         self._cat_state_dtypes[name] = dtype
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        """Append one batch of scores (positive-class probabilities) and 0/1 labels."""
+        """Append one batch of scores of the positive class (kept in float64) and 0/1 labels."""
         preds, target = format_scores(preds, target, self.metric_name, self.validate_args)
-        self.preds.append(preds.float())
+        self.preds.append(preds)
         self.target.append(target)
 
     def cat_state(self, name: str) -> Tensor:

@@ -1,8 +1,14 @@
 """Metrics read at one operating point: TPR at a fixed FPR (= TAR at FAR) and accuracy at a threshold (TCR).
 
 TPR@FPR definition (no interpolation): the largest TPR among the ROC points whose FPR does not exceed the
-target, i.e. ``max{TPR(t) : FPR(t) <= fpr}`` over every threshold ``t`` realisable on the data. Its
-resolution is ``1 / n_negatives``: with fewer than ``1 / fpr`` negatives it is the TPR at zero false positives.
+target, i.e. ``max{TPR(t) : FPR(t) <= fpr}`` over every threshold ``t`` realisable on the data (the *step*
+reading of the ROC; tied scores form one point). The truncated AUC reads the same points
+(:mod:`lightning_dfd.metrics.truncated_auc`).
+
+Too few negatives: the resolution of the FPR is ``1 / n_negatives``. For ``0 < fpr < 1 / n_negatives`` the
+value would just be the TPR at zero false positives (TPR@FPR=1e-4 from 32 reals is not a measurement), so it
+is reported as NaN with a ``UserWarning`` naming the number of negatives; ``fpr = 0`` stays defined.
+``DetectionScores`` also reports ``{level}/n_negatives`` so a reader sees which rates the data can measure.
 
 Conventions:
 
@@ -31,6 +37,7 @@ from lightning_dfd.metrics.base import (
     as_curve_input,
     check_two_classes,
     format_scores,
+    has_nan,
     nan_like,
     orient,
     roc_rates,
@@ -56,7 +63,15 @@ def _tpr_at_fpr_compute(preds: Tensor, target: Tensor, fprs: Sequence[float], po
     targets = torch.as_tensor([float(f) for f in fprs], dtype=fpr_curve.dtype, device=preds.device)
     allowed = fpr_curve[None, :] <= targets[:, None] + _FPR_TOLERANCE  # (n_targets, n_points)
     # (0, 0) is always allowed, so the masked max is well defined.
-    return torch.where(allowed, tpr_curve[None, :], torch.zeros_like(tpr_curve)[None, :]).amax(dim=1).float()
+    values = torch.where(allowed, tpr_curve[None, :], torch.zeros_like(tpr_curve)[None, :]).amax(dim=1).float()
+    n_negatives = int((target == 0).sum())
+    unmeasurable = (targets > 0) & (targets * n_negatives < 1 - 1e-9)
+    if bool(unmeasurable.any()):
+        rates = ", ".join(f"{f:g}" for f, bad in zip(fprs, unmeasurable.tolist()) if bad)
+        warn_undefined(f"TPR@FPR={rates}", f"only {n_negatives} negatives, fewer than 1 / FPR; the smallest "
+                                           f"measurable non-zero FPR is {1 / n_negatives:.3g}")
+        values = torch.where(unmeasurable, torch.full_like(values, float("nan")), values)
+    return values
 
 
 def tpr_at_fpr(preds: Tensor, target: Tensor, fpr: float | Sequence[float], positive_label: int = 1,
@@ -86,6 +101,8 @@ def _threshold_accuracy_compute(preds: Tensor, target: Tensor, threshold: float)
     if target.numel() == 0:
         warn_undefined("ACC", "no samples")
         return nan_like(preds)
+    if has_nan(preds, "ACC"):  # NaN >= threshold is False: a NaN would count as a "real" decision
+        return nan_like(preds)
     predicted_fake = (preds >= threshold).long()
     return (predicted_fake == target).float().mean()
 
@@ -94,7 +111,7 @@ def threshold_accuracy(preds: Tensor, target: Tensor, threshold: float = 0.5,
                        validate_args: bool = True) -> Tensor:
     """Fraction of samples classified correctly with ``fake <=> preds >= threshold`` (DLDFD's TCR).
 
-    Defined with one class present; NaN (with a warning) only without samples.
+    Defined with one class present; NaN (with a warning) without samples or with a NaN score.
     """
     preds, target = format_scores(preds, target, "ACC", validate_args)
     return _threshold_accuracy_compute(preds, target, threshold)
