@@ -71,6 +71,9 @@ class DetectionCLI(LightningCLI):
     def apply_checkpoint_settings(self) -> None:
         """validate / test / predict with ``--ckpt_path FILE``: preprocess exactly as training did.
 
+        (Any subcommand with ``--ckpt_path FILE``: the linked values a method lacks, which Lightning records in the
+        checkpoint's hyper-parameters, are dropped before they reach its ``__init__``.)
+
         The data settings the checkpoint recorded (``DetectorModule.inference_settings``: image and resize size,
         normalisation, modalities, frames per video, clip mode) replace every value the user did not set; an
         explicit value (config file or flag) that differs is refused with one line naming it, or kept with a
@@ -79,14 +82,18 @@ class DetectionCLI(LightningCLI):
         from lightning_dfd.wiring import (
             INFERENCE_SUBCOMMANDS,
             apply_data_settings,
+            drop_link_targets_from_dict_kwargs,
             explicit_config,
             read_inference_settings,
         )
 
         subcommand = str(self.subcommand)
-        config = self.config.get(subcommand) if subcommand in INFERENCE_SUBCOMMANDS else None
+        config = self.config.get(subcommand)
         ckpt_path = config.get("ckpt_path") if config is not None else None
-        if not ckpt_path or not Path(ckpt_path).is_file() or config.get("data") is None:
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        drop_link_targets_from_dict_kwargs(config.get("model"))  # any subcommand, resuming fit too
+        if subcommand not in INFERENCE_SUBCOMMANDS or config.get("data") is None:
             return
         trained = (read_inference_settings(ckpt_path) or {}).get("data")
         if not trained:

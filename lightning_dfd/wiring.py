@@ -68,10 +68,33 @@ def add_links(parser: ArgumentParser) -> None:
 
 def explicit_config(parser: ArgumentParser) -> Namespace:
     """The values the user gave (config files and flags) in the parser's last parse, without any default."""
+    # parse links need their sources, which a parse without defaults may lack: skip them (jsonargparse's own
+    # switch for that; private, so pinned by the test of explicit settings in tests/test_contract.py)
+    from jsonargparse._link_arguments import skip_apply_links
+
     args = getattr(parser, "args", None)
     if args is None:
         return Namespace()
-    return parser.parse_args(args, defaults=False, _skip_validation=True)
+    with skip_apply_links():
+        return parser.parse_args(args, defaults=False, _skip_validation=True)
+
+
+def drop_link_targets_from_dict_kwargs(model: Namespace | None) -> None:
+    """Drop linked values the method does not take from a model config read back from a checkpoint.
+
+    Lightning records every applied instantiation link in the hyper-parameters, also one whose target the method
+    lacks (``in_chans`` of a method without it); ``--ckpt_path`` parsing puts such entries into ``dict_kwargs``
+    and the method's ``__init__`` would refuse them. Arguments the method has are in ``init_args``, not here.
+    """
+    extra = model.get("dict_kwargs") if model is not None else None
+    if not extra:
+        return
+    linked = {target.rsplit(".", 1)[-1] for target in INSTANTIATION_LINKS.values()}
+    kept = {name: value for name, value in dict(extra).items() if name not in linked}
+    if kept:
+        model["dict_kwargs"] = kept
+    else:
+        del model["dict_kwargs"]
 
 
 def import_class(class_path: str) -> type:
