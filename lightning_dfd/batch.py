@@ -27,7 +27,9 @@ key (constant)         shape in a batch of B           meaning
 =====================  ==============================  ==========================================================
 
 ``MODEL_INPUT_KEYS`` are the keys a model may receive as input (one of them per batch); ``TARGET_KEYS`` are the
-auxiliary training targets a targets transform adds.
+auxiliary training targets a targets transform adds. A method names the keys its loss needs in
+``loss_targets`` (:class:`~lightning_dfd.methods.base.DetectorModule`); docs/architecture.md shows where each key
+is made and read.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ MODEL_INPUT_KEYS: Final = (CLIP, IMAGE)
 TARGET_KEYS: Final = (HEATMAP, CONSISTENCY)
 #: per-sample metadata that collates to lists or 1-D tensors.
 META_KEYS: Final = (LABEL, VIDEO_ID, FRAME_INDEX, FRAME_INDICES, METHOD, ATTACK_TYPE)
+#: every key of the contract (a method's ``loss_targets`` must be among them).
+ALL_KEYS: Final = (*MODEL_INPUT_KEYS, *META_KEYS, LANDMARKS, MASK, *TARGET_KEYS)
 
 #: label values.
 REAL: Final = 0

@@ -39,9 +39,24 @@ class DetectionCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """The project's arguments, and the links that carry what the data knows to the model.
+
+        Links (:mod:`lightning_dfd.wiring`; a target the chosen method lacks is skipped): ``data.num_channels`` ->
+        ``model.init_args.in_chans``, ``data.pos_weight`` -> ``model.init_args.pos_weight``, ``trainer.max_epochs``
+        -> ``model.init_args.lr_scheduler.init_args.total_steps``. The dense targets' size against the model's
+        stride cannot be linked before both are built: ``DetectorModule.check_data`` verifies it at fit start.
+        """
+        from lightning_dfd.wiring import OVERRIDE_FLAG, add_links
+
         parser.add_argument(
             "--wandb_mode", type=str | None, default=None,
             help="W&B mode (online|offline|disabled). Default: offline unless WANDB_API_KEY is set.",
+        )
+        parser.add_argument(
+            f"--{OVERRIDE_FLAG}", type=bool, default=False,
+            help="validate/test/predict with --ckpt_path: run with data settings (image size, normalisation, "
+                 "modalities...) that differ from those the checkpoint was trained with, with a warning, instead "
+                 "of refusing them.",
         )
         parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults({
@@ -51,8 +66,45 @@ class DetectionCLI(LightningCLI):
             "checkpoint.filename": "best-epoch{epoch:03d}",
             "checkpoint.auto_insert_metric_name": False,
         })
+        add_links(parser)
+
+    def apply_checkpoint_settings(self) -> None:
+        """validate / test / predict with ``--ckpt_path FILE``: preprocess exactly as training did.
+
+        (Any subcommand with ``--ckpt_path FILE``: the linked values a method lacks, which Lightning records in the
+        checkpoint's hyper-parameters, are dropped before they reach its ``__init__``.)
+
+        The data settings the checkpoint recorded (``DetectorModule.inference_settings``: image and resize size,
+        normalisation, modalities, frames per video, clip mode) replace every value the user did not set; an
+        explicit value (config file or flag) that differs is refused with one line naming it, or kept with a
+        loud warning under ``--override_checkpoint_settings true`` (:func:`lightning_dfd.wiring.apply_data_settings`).
+        """
+        from lightning_dfd.wiring import (
+            INFERENCE_SUBCOMMANDS,
+            apply_data_settings,
+            drop_link_targets_from_dict_kwargs,
+            explicit_config,
+            read_inference_settings,
+        )
+
+        subcommand = str(self.subcommand)
+        config = self.config.get(subcommand)
+        ckpt_path = config.get("ckpt_path") if config is not None else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        drop_link_targets_from_dict_kwargs(config.get("model"))  # any subcommand, resuming fit too
+        if subcommand not in INFERENCE_SUBCOMMANDS or config.get("data") is None:
+            return
+        trained = (read_inference_settings(ckpt_path) or {}).get("data")
+        if not trained:
+            print(f"[lightning-dfd] {ckpt_path} records no data settings (an older checkpoint): "
+                                    f"the config's image size and normalisation are used as they are")
+            return
+        explicit = explicit_config(self.parser).get(subcommand)
+        apply_data_settings(config, explicit if explicit is not None else {}, trained, ckpt_path)
 
     def before_instantiate_classes(self) -> None:
+        self.apply_checkpoint_settings()
         config = self.config.get(str(self.subcommand), self.config)
         configure_wandb_mode(config.get("wandb_mode"))
         if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:

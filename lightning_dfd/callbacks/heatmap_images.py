@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lightning_dfd import batch as keys
+from lightning_dfd.batch import EvalStepOutput
 from lightning_dfd.io import atomic_path
 
 
@@ -45,7 +47,9 @@ def heatmap_grid(images: torch.Tensor, heatmaps: torch.Tensor, probs: torch.Tens
 class HeatmapImageLogger(Callback):
     """Log the predicted heatmaps of the first validation batch each epoch; write a PNG of the first test batch.
 
-    Works with any method whose outputs hold a ``heatmap`` (LAA-Net); other outputs are ignored.
+    Reads the :class:`~lightning_dfd.batch.EvalStepOutput` that ``validation_step`` / ``test_step`` return; works
+    with any method whose ``outputs`` hold a ``heatmap`` (LAA-Net) and ignores the others. Faces are
+    de-normalised with the DataModule's ``normalize_mean`` / ``normalize_std`` when it has them.
 
     Args:
         num_images: samples shown per grid (fakes first, they are the interesting ones).
@@ -55,14 +59,17 @@ class HeatmapImageLogger(Callback):
         self.num_images = num_images
 
     def _grid(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: dict, name: str) -> Path | None:
-        if not isinstance(outputs, dict) or "heatmap" not in outputs.get("outputs", {}):
+        if not isinstance(outputs, EvalStepOutput) or "heatmap" not in outputs.outputs or keys.IMAGE not in batch:
             return None
-        labels = torch.as_tensor(batch["label"]).cpu()
+        labels = torch.as_tensor(batch[keys.LABEL]).cpu()
         order = torch.argsort(-labels, stable=True)[: self.num_images]
         report_dir = pl_module.report_dir() if hasattr(pl_module, "report_dir") else Path(trainer.default_root_dir)
-        return heatmap_grid(batch["image"][order].detach().float().cpu(),
-                            outputs["outputs"]["heatmap"][order].detach(), outputs["probs"][order].detach(),
-                            labels[order], report_dir / f"{name}.png")
+        datamodule = getattr(trainer, "datamodule", None)
+        normalisation = {name: tuple(getattr(datamodule, f"normalize_{name}"))[:3] for name in ("mean", "std")
+                         if getattr(datamodule, f"normalize_{name}", None) is not None}
+        return heatmap_grid(batch[keys.IMAGE][order].detach().float().cpu(), outputs.outputs["heatmap"][order].detach(),
+                            outputs.fake_probability[order].detach(), labels[order], report_dir / f"{name}.png",
+                            **normalisation)
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:

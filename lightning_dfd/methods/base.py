@@ -1,14 +1,7 @@
 """The shared base of every detector: scoring, frame/video aggregation, metric logging, PNGs, predict.
 
-A method subclasses :class:`DetectorModule`, calls ``save_hyperparameters()`` and implements
-
-* ``forward(images) -> dict`` with at least ``"logit"`` of shape ``(B,)`` (fake = positive class), and
-* ``compute_loss(outputs, batch) -> dict`` with at least ``"loss"`` (other entries are logged as ``train/<name>``).
-
-Everything else lives here once: validation/test scoring (``fake_probability``: sigmoid of the logit unless a
-method overrides it), optional horizontal-flip averaging, aggregation of frames per ``video_id`` (mean by default;
-majority vote or max), frame- and video-level metrics per stage (and per manipulation / attack type) through
-torchmetrics so DDP ranks agree, a ROC curve and a score histogram PNG per test run, and ``predict_step``.
+The method contract (what a method writes, what this base gives it) is :class:`DetectorModule`'s docstring; the
+batch keys are :mod:`lightning_dfd.batch`; docs/architecture.md puts both in context.
 """
 
 from __future__ import annotations
@@ -23,23 +16,94 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lightning_dfd.batch import ATTACK_TYPE, LABEL, METHOD, VIDEO_ID
+from lightning_dfd import batch as keys
+from lightning_dfd.batch import ATTACK_TYPE, LABEL, METHOD, VIDEO_ID, EvalStepOutput
 from lightning_dfd.metrics import DetectionScores, mean_probability_log_odds, video_indices
 from lightning_dfd.metrics.aggregation import Aggregation
 from lightning_dfd.metrics.scoring import Scoring
 
 __all__ = ["Aggregation", "DetectorModule", "Scoring", "group_names"]  # Scoring re-exported for configs / helpers
 
+#: where :meth:`DetectorModule.on_save_checkpoint` writes the inference settings.
+CHECKPOINT_SETTINGS_KEY = "lightning_dfd"
+#: DataModule attributes (and ``__init__`` arguments) that inference must reuse from training.
+INFERENCE_DATA_SETTINGS: tuple[str, ...] = ("image_size", "resize_size", "normalize_mean", "normalize_std",
+                                            "modalities", "frames_per_video", "mode", "clip_length", "clip_stride")
+
+
+def check_loss_targets(method: str, targets: tuple[str, ...]) -> tuple[str, ...]:
+    """``targets`` when every one is a key of :mod:`lightning_dfd.batch`, else a TypeError naming the stray ones."""
+    unknown = sorted(set(targets) - set(keys.ALL_KEYS))
+    if unknown:
+        raise TypeError(f"{method}.loss_targets names {unknown}, which are not batch keys of lightning_dfd.batch "
+                        f"({sorted(keys.ALL_KEYS)})")
+    return tuple(targets)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as builtin types a ``weights_only=True`` checkpoint load accepts (tuples -> lists, dataclasses ->
+    dicts, other objects -> their ``repr``)."""
+    from dataclasses import asdict, is_dataclass
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return repr(value)
+
 
 class DetectorModule(LightningModule):
-    """Base LightningModule of all face-forgery / anti-spoofing detectors.
+    """Base LightningModule of all face-forgery / anti-spoofing detectors, and the method contract.
+
+    **A method implements** (and nothing else is required):
+
+    * ``__init__`` with typed arguments, forwarding the base's arguments below and calling
+      ``self.save_hyperparameters()`` (its arguments become the YAML ``model.init_args`` and travel in checkpoints;
+      an argument named ``in_chans`` is filled from the data's channel count by the CLI, ``pos_weight`` from the
+      data's class balance);
+    * ``forward(inputs) -> dict`` with at least ``"logit"`` of shape ``(B,)`` (fake / attack = positive class);
+      ``inputs`` is the batch's model input, :meth:`batch_inputs` (``IMAGE`` (B,C,H,W), or ``CLIP`` (B,T,C,H,W)
+      in clip mode);
+    * ``compute_loss(outputs, batch) -> dict`` with at least ``"loss"`` (other entries are logged as
+      ``<stage>/<name>``);
+    * optionally ``loss_targets``: the :mod:`lightning_dfd.batch` keys besides ``LABEL`` that ``compute_loss``
+      reads (LAA-Net: ``(HEATMAP, CONSISTENCY)``). A training batch without them stops with an error naming the
+      missing keys; a validation batch without them is scored but its loss is not computed (the targets are
+      often made for training samples only);
+    * optionally ``target_map_size(image_size) -> int | None``: the side of the dense targets the method's heads
+      predict (checked against the DataModule's ``target_map_size`` at fit start);
+    * optionally ``fake_probability(outputs)`` (default: sigmoid of the logit), ``trainable_parameters()``,
+      or its own ``training_step`` (SAM) that still takes its inputs through :meth:`batch_inputs`.
+
+    **The base provides**: ``training_step`` (forward on :meth:`batch_inputs`, ``compute_loss``, logging),
+    ``validation_step`` / ``test_step`` returning :class:`~lightning_dfd.batch.EvalStepOutput` (what callbacks
+    read), scoring with optional flip averaging (:class:`Scoring`), frame- and video-level metrics per stage and
+    per manipulation / attack type, ROC / histogram PNGs and a metrics JSON per test run, ``predict_step``,
+    ``configure_optimizers`` from the injected factories, :attr:`pos_weight` (the class-balance weight of the
+    fake class, for any loss that wants it), checks of the data against the method at fit start (channels,
+    target map size), and the inference settings written into every checkpoint (``checkpoint["lightning_dfd"]``:
+    image size, normalisation, modalities... which ``test`` / ``predict`` reuse).
 
     Args:
         optimizer: optimizer factory (``class_path``/``init_args`` in YAML); AdamW by default.
         lr_scheduler: optional scheduler factory; stepped per epoch unless ``scheduler_interval`` says ``step``.
         scheduler_interval: ``epoch`` or ``step``.
         scoring: how scores are aggregated and evaluated (:class:`Scoring`).
+        pos_weight: weight of the fake class for losses that use one (:attr:`pos_weight`): a number, ``None``
+            (1) or ``auto`` (the DataModule's ``pos_weight``, reals / fakes per epoch with ``balance:
+            loss_weights``, resolved at fit start; the CLI links ``data.pos_weight`` here).
     """
+
+    #: batch keys besides LABEL that compute_loss needs (see the class docstring).
+    loss_targets: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_loss_targets(cls.__name__, cls.loss_targets)
 
     def __init__(
         self,
@@ -47,23 +111,31 @@ class DetectorModule(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         scoring: Scoring | None = None,
+        pos_weight: float | Literal["auto"] | None = "auto",
     ) -> None:
         super().__init__()
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.scheduler_interval = scheduler_interval
         self.scoring = scoring = scoring or Scoring()
+        self.pos_weight_setting = pos_weight
+        #: weight of the fake class for the loss (None = 1); "auto" is resolved from the DataModule at fit start.
+        self.pos_weight: float | None = None if pos_weight == "auto" else pos_weight
         self.val_scores = DetectionScores(scoring)
         # one collector per test dataloader (cross-dataset evaluation passes several); grown on demand.
         self.test_scores = nn.ModuleList([DetectionScores(scoring)])
         self._scored: tuple[Tensor, Tensor] | None = None  # (probabilities, log-odds) of the last score() call
 
     # ------------------------------------------------------------------ to implement in a method
-    def forward(self, images: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(images) -> {{'logit': ...}}")
+    def forward(self, inputs: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(inputs) -> {{'logit': ...}}")
 
     def compute_loss(self, outputs: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss(outputs, batch)")
+
+    def target_map_size(self, image_size: int) -> int | None:
+        """Side of the dense target maps this method's heads predict at ``image_size`` (None: no dense targets)."""
+        return None
 
     def fake_probability(self, outputs: dict[str, Tensor]) -> Tensor:
         """Probability that each input is fake / an attack, shape (B,) float32 (thresholds, votes, CSVs)."""
@@ -85,12 +157,31 @@ class DetectorModule(LightningModule):
     # ------------------------------------------------------------------ shared steps
     @staticmethod
     def batch_inputs(batch: dict[str, Any]) -> Tensor:
-        return batch["clip"] if "clip" in batch else batch["image"]
+        """The model input of a batch: ``CLIP`` in clip mode, else ``IMAGE`` (:func:`lightning_dfd.batch.model_input`)."""
+        return keys.model_input(batch)
+
+    def missing_loss_targets(self, batch: dict[str, Any]) -> list[str]:
+        """The :attr:`loss_targets` (and ``LABEL``) this batch lacks."""
+        return [key for key in (keys.LABEL, *check_loss_targets(type(self).__name__, self.loss_targets))
+                if key not in batch]
+
+    def require_loss_targets(self, batch: dict[str, Any]) -> None:
+        """Stop with the missing keys and the likely fix when a training batch lacks what the loss needs."""
+        missing = self.missing_loss_targets(batch)
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs batch keys {missing} for its loss (loss_targets = "
+                           f"{list(self.loss_targets)}), but the training batch holds {sorted(batch)}: configure "
+                           f"the DataModule to produce them (e.g. data.init_args.targets_transform for LAA-Net)")
+
+    @staticmethod
+    def batch_size_of(batch: dict[str, Any]) -> int:
+        return len(keys.model_input(batch))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        self.require_loss_targets(batch)
         outputs = self(self.batch_inputs(batch))
         losses = self.compute_loss(outputs, batch)
-        self.log_losses(losses, "train", batch_size=len(batch["label"]))
+        self.log_losses(losses, "train", batch_size=self.batch_size_of(batch))
         return losses["loss"]
 
     def log_losses(self, losses: dict[str, Tensor], stage: str, batch_size: int) -> None:
@@ -149,33 +240,33 @@ class DetectorModule(LightningModule):
         collector.update(probs.detach()[known], labels[known], videos[known],
                          None if group_idx is None else group_idx[known], log_odds=log_odds[known])
 
-    def _eval_step(self, batch: dict[str, Any], stage: str, dataloader_idx: int = 0) -> dict[str, Tensor]:
+    def _eval_step(self, batch: dict[str, Any], stage: str, dataloader_idx: int = 0) -> EvalStepOutput:
         outputs, probs = self.score(batch)
         self._update_scores(self._collector(stage, dataloader_idx), probs, batch)
-        if stage == "val" and (torch.as_tensor(batch["label"]) >= 0).all():
-            try:
-                losses = self.compute_loss(outputs, batch)
-            except KeyError:  # e.g. auxiliary targets only exist on the train split
-                losses = None
-            if losses is not None:
-                self.log_losses(losses, stage, batch_size=len(batch["label"]))
-        return {"outputs": outputs, "probs": probs}
+        losses = None
+        # the validation loss needs labels for every sample and the method's declared targets
+        if (stage == "val" and not self.missing_loss_targets(batch)
+                and bool((torch.as_tensor(batch[keys.LABEL]) != keys.UNKNOWN_LABEL).all())):
+            losses = self.compute_loss(outputs, batch)
+            self.log_losses(losses, stage, batch_size=self.batch_size_of(batch))
+        return EvalStepOutput(outputs=outputs, fake_probability=probs, losses=losses)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0):
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> EvalStepOutput:
         return self._eval_step(batch, "val", dataloader_idx)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0):
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> EvalStepOutput:
         return self._eval_step(batch, "test", dataloader_idx)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         _, probs = self.score(batch)
-        labels = batch.get("label")
+        labels = batch.get(keys.LABEL)
+        frame_index = batch.get(keys.FRAME_INDEX, [0] * len(probs))
         return {
-            "video_id": list(batch["video_id"]),
-            "frame_index": [int(i) for i in torch.as_tensor(batch.get("frame_index", [0] * len(probs)))],
+            keys.VIDEO_ID: list(batch[keys.VIDEO_ID]),
+            keys.FRAME_INDEX: [int(i) for i in torch.as_tensor(frame_index)],
             "fake_probability": probs.detach().float().cpu(),
-            "label": (torch.as_tensor(labels).cpu().long() if labels is not None
-                      else torch.full((len(probs),), -1, dtype=torch.long)),
+            keys.LABEL: (torch.as_tensor(labels).cpu().long() if labels is not None
+                         else torch.full((len(probs),), keys.UNKNOWN_LABEL, dtype=torch.long)),
         }
 
     # ------------------------------------------------------------------ epoch ends: metrics + PNGs
@@ -229,10 +320,63 @@ class DetectorModule(LightningModule):
                 except Exception as err:  # noqa: BLE001 - an image that cannot be logged must not lose the test run
                     self.print(f"[lightning-dfd] could not log images to {type(logger).__name__}: {err}")
 
+    # ------------------------------------------------------------------ fit start: the data meets the method
+    def on_fit_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.check_data(datamodule)
+        if self.pos_weight_setting == "auto":
+            self.pos_weight = getattr(datamodule, "pos_weight", None)
+            source = type(datamodule).__name__ if datamodule is not None else "no DataModule"
+            self.print(f"[lightning-dfd] loss pos_weight = {1.0 if self.pos_weight is None else self.pos_weight} "
+                       f"(from {source})")
+
+    def check_data(self, datamodule: Any) -> None:
+        """Refuse, before the first step, data the method cannot use: wrong channel count, wrong target maps.
+
+        Each error names both config keys and the fix. A DataModule without the attribute is not checked.
+        """
+        if datamodule is None:
+            return
+        channels = getattr(datamodule, "num_channels", None)
+        in_chans = self.hparams.get("in_chans")
+        if channels is not None and in_chans is not None and int(in_chans) != int(channels):
+            raise ValueError(f"model.init_args.in_chans = {in_chans} but the data has {channels} channels "
+                             f"(data.num_channels: 3 per modality): drop in_chans from the config (the CLI links "
+                             f"it from the data) or change data.init_args.modalities")
+        image_size = getattr(datamodule, "image_size", None)
+        expected = self.target_map_size(int(image_size)) if image_size is not None else None
+        produced = getattr(datamodule, "target_map_size", None)
+        if expected is not None and produced is not None and int(produced) != int(expected):
+            raise ValueError(
+                f"the data makes {produced}x{produced} target maps (data.init_args.targets_transform) but "
+                f"{type(self).__name__} predicts {expected}x{expected} at data.init_args.image_size = {image_size} "
+                f"(model.init_args.heatmap_stride = {self.hparams.get('heatmap_stride')}): set the targets "
+                f"transform's size to {expected} (or leave it unset to follow the model) or change the stride")
+
+    # ------------------------------------------------------------------ checkpoints: what inference needs
+    def inference_settings(self) -> dict[str, Any]:
+        """What ``test`` / ``predict`` need to preprocess exactly as training did (plain types only).
+
+        ``data`` holds the DataModule's preprocessing (image / resize size, normalisation, modalities, frames per
+        video, frame or clip mode); ``model_class`` / ``model_init_args`` the method and its arguments.
+        """
+        settings: dict[str, Any] = {
+            "model_class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "model_init_args": plain(dict(self.hparams)),
+        }
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None:
+            settings["data_class"] = f"{type(datamodule).__module__}.{type(datamodule).__qualname__}"
+            settings["data"] = {name: plain(getattr(datamodule, name)) for name in INFERENCE_DATA_SETTINGS
+                                if hasattr(datamodule, name)}
+        return settings
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the class path, so ``--ckpt_path`` works in the CLI for checkpoints saved outside it too."""
+        """Record the class path (so ``--ckpt_path`` works in the CLI for checkpoints saved outside it too) and
+        :meth:`inference_settings` under ``checkpoint["lightning_dfd"]``."""
         hparams = checkpoint.setdefault("hyper_parameters", {})
         hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
+        checkpoint[CHECKPOINT_SETTINGS_KEY] = self.inference_settings()
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from lightning_dfd import batch as keys
 from lightning_dfd.methods.base import DetectorModule, Scoring
 from lightning_dfd.models.backbones import create_classifier
 
@@ -24,11 +25,12 @@ class BinaryClassifier(DetectorModule):
         backbone: any timm model name (``xception41``, ``efficientnet_b4``, ``resnet18``...).
         pretrained: ``False`` (offline default), ``True`` (timm/HF weights; must already be cached when offline) or
             a local weights file path.
-        in_chans: input channels (3 for RGB; 9 for stacked RGB+Depth+IR).
+        in_chans: input channels (3 for RGB; 9 for stacked RGB+Depth+IR); the CLI links it from
+            ``data.num_channels``.
         drop_rate: dropout before the classifier.
-        pos_weight: weight of the fake class in the BCE: a number, ``None`` (1) or ``auto`` (the DataModule's
-            ``pos_weight`` = reals / fakes per epoch when it balances by loss weights, else 1; resolved at fit start
-            and logged).
+        pos_weight: weight of the fake class in the BCE (:class:`DetectorModule`'s ``pos_weight``): a number,
+            ``None`` (1) or ``auto`` (the DataModule's class balance; under the CLI it is linked from
+            ``data.pos_weight``).
         label_smoothing: targets become ``y * (1 - s) + s / 2``.
         optimizer: optimizer factory.
         lr_scheduler: scheduler factory.
@@ -50,25 +52,17 @@ class BinaryClassifier(DetectorModule):
         scoring: Scoring | None = None,
     ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, scheduler_interval=scheduler_interval,
-                         scoring=scoring)
+                         scoring=scoring, pos_weight=pos_weight)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = create_classifier(backbone, pretrained=pretrained, num_classes=1, in_chans=in_chans,
                                      drop_rate=drop_rate)
-        self.pos_weight = None if pos_weight == "auto" else pos_weight  # "auto" is resolved in on_fit_start
         self.label_smoothing = label_smoothing
-
-    def on_fit_start(self) -> None:
-        if self.hparams.pos_weight == "auto":
-            datamodule = getattr(self.trainer, "datamodule", None)
-            self.pos_weight = getattr(datamodule, "pos_weight", None)
-            self.print(f"[lightning-dfd] BCE pos_weight = {self.pos_weight if self.pos_weight is not None else 1.0} "
-                       f"(from {type(datamodule).__name__ if datamodule is not None else 'no DataModule'})")
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         return {"logit": self.net(images).reshape(-1)}
 
     def compute_loss(self, outputs: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
-        target = batch["label"].float().reshape(-1)
+        target = torch.as_tensor(batch[keys.LABEL], device=outputs["logit"].device).float().reshape(-1)
         if self.label_smoothing:
             target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
         pos_weight = None if self.pos_weight is None else outputs["logit"].new_tensor(self.pos_weight)

@@ -1,7 +1,8 @@
 """LAA-Net (seed 003) on the shared :class:`DetectorModule`: multi-task loss (Eq. 8) and SAM training.
 
-The batch carries ``image`` (B,3,H,W), ``label`` (B,), and for training ``heatmap`` and ``consistency``
-(B,1,H/s,W/s, s = ``heatmap_stride``) made by the targets transform from the blend mask (Eq. 2-4, 7).
+The batch carries ``IMAGE`` (B,3,H,W), ``LABEL`` (B,), and for training ``HEATMAP`` and ``CONSISTENCY``
+(B,1,H/s,W/s, s = ``heatmap_stride``) made by the targets transform from the blend mask (Eq. 2-4, 7); the keys
+are :mod:`lightning_dfd.batch`'s, the ones the loss needs are declared in ``loss_targets``.
 
 With the default optimiser (:class:`~lightning_dfd.optim.SAM` around Adam) the module switches to manual
 optimisation: every training step runs two forward/backward passes (at w and at w + e(w)), BatchNorm running
@@ -19,6 +20,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from lightning_dfd import batch as keys
 from lightning_dfd.losses.heatmap_focal import HeatmapLossVariant, LAANetLoss
 from lightning_dfd.methods.base import DetectorModule, Scoring
 from lightning_dfd.models.efpn import FPNType
@@ -41,7 +43,7 @@ class LAANetDetector(DetectorModule):
         use_heatmap: heatmap branch H (Table 3).
         use_consistency: self-consistency branch C (Table 3).
         dropout: dropout on the backbone feature maps.
-        in_chans: input channels.
+        in_chans: input channels (linked from ``data.num_channels`` by the CLI).
         lambda1: weight of the heatmap loss L_H (Eq. 8; 10 in the paper).
         lambda2: weight of the self-consistency loss L_C (Eq. 8; 100 in the paper).
         heatmap_loss: ``paper`` (Eq. 5-6) or ``cornernet``.
@@ -50,7 +52,8 @@ class LAANetDetector(DetectorModule):
         cornernet_beta: beta of the CornerNet variant.
         label_smoothing: epsilon of the classification targets.
         optimizer: optimizer factory; SAM around Adam (lr 2e-4, weight decay 1e-4, rho 0.05) by default.
-        lr_scheduler: scheduler factory (``lightning_dfd.optim.RampLinearDecayLR`` for the paper's schedule).
+        lr_scheduler: scheduler factory (``lightning_dfd.optim.RampLinearDecayLR`` for the paper's schedule; the
+            CLI links its ``total_steps`` from ``trainer.max_epochs``).
         scheduler_interval: ``epoch`` or ``step``.
         scoring: aggregation and evaluation settings.
     """
@@ -88,12 +91,18 @@ class LAANetDetector(DetectorModule):
                             gamma_w=gamma_w, heatmap_stride=heatmap_stride, head_channels=head_channels,
                             consistency_dim=consistency_dim, use_heatmap=use_heatmap,
                             use_consistency=use_consistency, dropout=dropout, in_chans=in_chans)
+        # the loss needs the dense targets of the enabled branches (Table 3: H and / or C)
+        self.loss_targets = ((keys.HEATMAP,) if use_heatmap else ()) + ((keys.CONSISTENCY,) if use_consistency else ())
         # SAM takes two passes per update, which Lightning's automatic loop cannot express: decide the mode
         # now (Lightning validates trainer settings against it before configure_optimizers runs)
         self.automatic_optimization = not builds_sam(optimizer)
         self.criterion = LAANetLoss(lambda1=lambda1, lambda2=lambda2, heatmap_loss=heatmap_loss,
                                     focal_gamma=focal_gamma, cornernet_alpha=cornernet_alpha,
                                     cornernet_beta=cornernet_beta, label_smoothing=label_smoothing)
+
+    def target_map_size(self, image_size: int) -> int | None:
+        """Heatmap / consistency maps are image_size / heatmap_stride (None with neither branch)."""
+        return image_size // self.model.heatmap_stride if self.loss_targets else None
 
     # ------------------------------------------------------------------ model and loss
     def forward(self, images: Tensor, consistency_anchor: Tensor | None = None) -> dict[str, Tensor]:
@@ -107,15 +116,13 @@ class LAANetDetector(DetectorModule):
 
     def compute_loss(self, outputs: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
         """Eq. 8. The consistency map is re-anchored at the ground-truth vulnerable point when its target exists."""
-        consistency = batch.get("consistency") if self.model.use_consistency else None
-        if self.model.use_consistency:
-            if consistency is None:
-                raise KeyError("consistency")
+        consistency = batch[keys.CONSISTENCY] if self.model.use_consistency else None
+        if consistency is not None:
             outputs = dict(outputs)
             outputs["consistency"] = consistency_logits(outputs["consistency_embedding"],
                                                         self.vulnerable_point(consistency))
-        heatmap = batch.get("heatmap") if self.model.use_heatmap else None
-        labels = torch.as_tensor(batch["label"], device=outputs["logit"].device)
+        heatmap = batch[keys.HEATMAP] if self.model.use_heatmap else None
+        labels = torch.as_tensor(batch[keys.LABEL], device=outputs["logit"].device)
         return self.criterion(outputs, labels, heatmap=heatmap, consistency=consistency)
 
     # ------------------------------------------------------------------ optimisation
@@ -129,18 +136,18 @@ class LAANetDetector(DetectorModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if self.automatic_optimization:
-            losses = self.compute_loss(self(batch["image"]), batch)
-            self.log_losses(losses, "train", batch_size=len(batch["label"]))
-            return losses["loss"]
+            return super().training_step(batch, batch_idx)
 
+        self.require_loss_targets(batch)
+        inputs = self.batch_inputs(batch)
         optimizer = self.optimizers()
         sam: SAM = optimizer.optimizer
-        losses = self.compute_loss(self(batch["image"]), batch)
+        losses = self.compute_loss(self(inputs), batch)
         optimizer.zero_grad()
         self.manual_backward(losses["loss"])
         sam.first_step(zero_grad=True)
         with batchnorm_stats_frozen(self.model):
-            perturbed = self.compute_loss(self(batch["image"]), batch)
+            perturbed = self.compute_loss(self(inputs), batch)
         self.manual_backward(perturbed["loss"])
         optimizer.step()  # SAM.step: back to w, base update with the gradients at w + e(w)
         optimizer.zero_grad()
@@ -149,7 +156,7 @@ class LAANetDetector(DetectorModule):
         if self.scheduler_interval == "step":
             self._step_schedulers()
         self.log_losses({name: value.detach() for name, value in losses.items()}, "train",
-                        batch_size=len(batch["label"]))
+                        batch_size=self.batch_size_of(batch))
         return None
 
     def on_train_epoch_end(self) -> None:
