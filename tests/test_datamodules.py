@@ -462,18 +462,62 @@ def test_face_folder_of_images_for_predict(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ signatures
-@pytest.mark.parametrize("cls", [FFPPDataModule, CelebDFDataModule, DFDCDataModule, CasiaSurfDataModule,
-                                 FaceFolderDataModule])
-def test_subclasses_expose_every_base_argument_with_the_same_default(cls):
-    base = inspect.signature(FaceForgeryDataModule.__init__).parameters
-    sub = inspect.signature(cls.__init__).parameters
-    for name, parameter in base.items():
-        assert name in sub, f"{cls.__name__} lacks {name}"
-        assert sub[name].default == parameter.default, name
-        assert sub[name].annotation == parameter.annotation, name
+SUBCLASSES = [FFPPDataModule, CelebDFDataModule, DFDCDataModule, CasiaSurfDataModule, FaceFolderDataModule]
+BASE_ARGUMENTS = [name for name in inspect.signature(FaceForgeryDataModule.__init__).parameters if name != "self"]
+
+
+def class_path(cls: type) -> str:
+    return f"lightning_dfd.datamodules.{cls.__name__}"
+
+
+@pytest.mark.parametrize("cls", SUBCLASSES, ids=lambda c: c.__name__)
+def test_cli_help_lists_the_base_arguments_under_each_subclass(cls, capsys):
+    from lightning_dfd.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["fit", "--data.help", class_path(cls)])
+    assert caught.value.code == 0
+    text = capsys.readouterr().out
+    own = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "kwargs")]
+    for name in BASE_ARGUMENTS + own:
+        assert f"--data.{name} " in text, f"{cls.__name__} --data.help lacks {name}"
+    # the base's docstring reaches the help of a forwarded argument
+    assert "samples per batch" in text and "dense training targets" in text
+
+
+@pytest.mark.parametrize("cls", SUBCLASSES, ids=lambda c: c.__name__)
+def test_print_config_shows_every_key_and_unknown_keys_are_refused(cls, capsys, tmp_path):
+    import yaml
+
+    from lightning_dfd.cli import main
+
+    model = ["--model", "lightning_dfd.methods.binary.BinaryClassifier"]
+    with pytest.raises(SystemExit):
+        main(["fit", *model, "--data", class_path(cls), "--data.init_args.path", "x",
+              "--data.init_args.batch_size", "6", "--print_config"])
+    data = yaml.safe_load(capsys.readouterr().out)["data"]
+    assert data["class_path"] == class_path(cls)
+    assert set(BASE_ARGUMENTS) <= set(data["init_args"]) and data["init_args"]["batch_size"] == 6
+    config = tmp_path / "typo.yaml"
+    config.write_text(yaml.safe_dump({"data": {"class_path": class_path(cls),
+                                               "init_args": {"path": "x", "batch_sise": 4}}}))
+    with pytest.raises(SystemExit) as caught:
+        main(["fit", *model, "--config", str(config)])
+    assert caught.value.code != 0 and "batch_sise" in capsys.readouterr().err
+    with pytest.raises(TypeError, match="batch_sise"):  # Python callers get the same check
+        cls("unused", batch_sise=4)
+
+
+@pytest.mark.parametrize("cls", SUBCLASSES, ids=lambda c: c.__name__)
+def test_forwarded_arguments_reach_the_base_and_hyperparameters_stay_plain(cls, tmp_path):
+    dm = cls("unused", batch_size=6, seed=9, image_size=48, num_workers=0)
+    assert (dm.batch_size, dm.seed, dm.image_size, dm.num_workers) == (6, 9, 48, 0)
+    hparams = dict(dm.hparams)
+    assert hparams["batch_size"] == 6 and set(BASE_ARGUMENTS) <= set(hparams)
     # save_hyperparameters keeps plain types only (checkpoints load with weights_only=True)
-    dm = cls("unused")
-    assert json.dumps(dict(dm.hparams), default=list)
+    assert json.dumps(hparams, default=list)
+    torch.save({"datamodule_hyper_parameters": hparams}, tmp_path / "hp.pt")
+    assert torch.load(tmp_path / "hp.pt", weights_only=True)["datamodule_hyper_parameters"]["seed"] == 9
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -496,6 +540,10 @@ def test_dataset_configs_parse_and_their_pipelines_run(config):
     parser.add_subclass_arguments(LightningDataModule, "data")
     dm = parser.instantiate(parser.parse_args(["--data", str(config)])).data
     assert isinstance(dm, FaceForgeryDataModule)
+    if config.stem == "ffpp_real_only_sbi":  # LAA-Net's 384 px crops, heads at stride 4 (seed 003 §4.1)
+        assert dm.target_map_size == 96 and dm.pseudo_fake == "sbi"
+    else:
+        assert dm.target_map_size is None
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
     landmarks = rng.uniform(60, 200, (68, 2)).astype(np.float32)

@@ -21,6 +21,7 @@ from lightning_dfd.datamodules import (
     FFPPDataModule,
 )
 from lightning_dfd.methods.binary import BinaryClassifier
+from lightning_dfd.transforms.laanet_targets import LAANetTargets
 
 LOADER = {"batch_size": 4, "num_workers": 0, "image_size": 32, "frames_per_video": 2}
 
@@ -69,7 +70,7 @@ def test_ffpp_twin_labels_follow_the_folders_and_train(twins):
 
 def test_ffpp_twin_sbi_pairs_reals_with_their_pseudo_fakes(twins):
     _, cache = twins["ffpp"]
-    dm = FFPPDataModule(str(cache), protocol="real_only", pseudo_fake="sbi", laanet_targets=True,
+    dm = FFPPDataModule(str(cache), protocol="real_only", pseudo_fake="sbi", targets_transform=LAANetTargets(stride=4),
                         train_transforms=[{"class_path": "HorizontalFlip", "init_args": {"p": 0.5}}], **LOADER)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
@@ -84,7 +85,8 @@ def test_ffpp_twin_sbi_pairs_reals_with_their_pseudo_fakes(twins):
     outside = (masks == 0).expand_as(reals)
     assert torch.equal(reals[outside], fakes[outside])
     assert (reals - fakes).abs().sum() > 0
-    assert batch["heatmap"].shape == batch["consistency"].shape == (4, 1, 8, 8)
+    assert batch["heatmap"].shape == batch["consistency"].shape == (4, 1, 8, 8)  # 32 px / stride 4
+    assert dm.target_map_size == 8
     assert batch["heatmap"][:half].eq(0).all() and batch["consistency"][:half].eq(1).all()
     assert set(dm.stage_rows()["train"]["label"]) == {0}
     assert (dm.stage_rows()["val"]["label"] == 1).any()
@@ -98,6 +100,7 @@ def test_ffpp_twin_bi_pseudo_fakes(twins):
     batch = next(iter(dm.train_dataloader()))
     assert batch["label"].tolist() == [0, 0, 1, 1] and batch["method"][2:] == ["pseudo_bi"] * 2
     assert (batch["mask"][2:].flatten(1).amax(1) > 0).all() and "heatmap" not in batch
+    assert dm.target_map_size is None
 
 
 def test_celebdf_twin_test_list_convention(twins):

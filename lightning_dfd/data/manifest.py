@@ -9,7 +9,8 @@ dataset         str       ``ffpp``, ``celebdf_v1``, ``celebdf_v2``, ``dfdc``, ``
 video_id        str       unique within the dataset, stable (e.g. ``Deepfakes/c23/000_003``); frames share it
 frame_index     int       position of the frame in the decoded video (0 for images)
 path            str       crop file, relative to the manifest's directory ("" when status != "ok")
-label           int       0 real / bona fide, 1 fake / attack, -1 unknown (predict on unlabeled data)
+label           int       0 real / bona fide, 1 fake / attack, -1 unknown (predict on unlabeled data; a null
+                          label is read as -1, and training refuses rows whose label is not 0 / 1)
 method          str       manipulation (``Deepfakes``...) or ``real``; for CASIA-SURF ``attack_<k>`` / ``real``
 attack_type     int       CASIA-SURF attack type 1..6 (seed 001, Table 1), 0 for bona fide / not applicable
 compression     str       ``raw``, ``c23``, ``c40`` (FF++), "" elsewhere
@@ -34,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lightning_dfd.batch import UNKNOWN_LABEL
 from lightning_dfd.io import atomic_path
 
 MANIFEST_NAME = "manifest.parquet"
@@ -58,7 +60,7 @@ SCHEMA = pa.schema([
 ])
 COLUMNS = [f.name for f in SCHEMA]
 DEFAULTS = {
-    "dataset": "", "video_id": "", "frame_index": 0, "path": "", "label": -1, "method": "", "attack_type": 0,
+    "dataset": "", "video_id": "", "frame_index": 0, "path": "", "label": UNKNOWN_LABEL, "method": "", "attack_type": 0,
     "compression": "", "split": "", "subject": "", "source_video": "", "landmarks": [], "box": [],
     "status": "ok", "reason": "", "extra_paths": "",
 }
@@ -114,4 +116,8 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     missing = set(COLUMNS) - set(table.column_names)
     if missing:
         raise ManifestError(f"manifest {path} lacks columns {sorted(missing)}; re-run preprocess.")
-    return table.to_pandas()[COLUMNS]
+    frame = table.to_pandas()[COLUMNS]
+    if frame["label"].isna().any():  # a null label is unknown (-1), never real: training refuses such rows
+        frame["label"] = frame["label"].fillna(UNKNOWN_LABEL)
+    frame["label"] = frame["label"].astype("int64")
+    return frame

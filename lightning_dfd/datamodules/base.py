@@ -20,6 +20,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from lightning_dfd.batch import FAKE, REAL
 from lightning_dfd.data.manifest import MANIFEST_NAME, ManifestError, read_manifest
 from lightning_dfd.datamodules.augment import build_transforms
 from lightning_dfd.datamodules.collate import collate_pairs, collate_samples
@@ -32,6 +33,7 @@ from lightning_dfd.datamodules.samplers import (
     distributed_world,
     group_units_by_video,
 )
+from lightning_dfd.transforms.dense_targets import TargetsTransform, build_targets_transform
 from lightning_dfd.transforms.seeding import reseed_transforms, worker_init_fn
 
 Stage = Literal["train", "val", "test", "predict"]
@@ -92,8 +94,9 @@ class FaceForgeryDataModule(LightningDataModule):
             training crop with its pseudo-fake (batch = reals then fakes; training uses the real rows only);
             ``none`` keeps the manifest's labels.
         pseudo_fake_args: keyword arguments of the SBI / BI transform.
-        laanet_targets: add LAA-Net ``heatmap`` and ``consistency`` targets computed from the blend mask.
-        heatmap_size: side of the LAA-Net target maps (default ``image_size // 4``).
+        targets_transform: dense training targets a method's loss needs, made from the pseudo-fake's blend mask
+            and added to both halves of every training pair: a :class:`~lightning_dfd.transforms.dense_targets.
+            TargetsTransform` chosen by ``class_path`` / ``init_args``; needs ``pseudo_fake`` sbi or bi.
         balance: ``sampler`` redraws training units with class-balancing weights; ``loss_weights`` exposes
             :attr:`pos_weight` / :attr:`class_weights` for the loss; ``none``.
         seed: seed of frame sampling, held-out splits and augmentation streams.
@@ -122,14 +125,15 @@ class FaceForgeryDataModule(LightningDataModule):
         normalize_std: tuple[float, ...] = IMAGENET_STD,
         pseudo_fake: Literal["none", "sbi", "bi"] = "none",
         pseudo_fake_args: dict[str, Any] | None = None,
-        laanet_targets: bool = False,
-        heatmap_size: int | None = None,
+        targets_transform: TargetsTransform | None = None,
         balance: Literal["none", "sampler", "loss_weights"] = "none",
         seed: int = 0,
         pin_memory: bool = True,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        targets_transform = build_targets_transform(targets_transform)
+        self.save_hyperparameters(ignore=["targets_transform"])  # hyper-parameters hold plain values only
+        self.hparams["targets_transform"] = None if targets_transform is None else targets_transform.config()
         if batch_size < 1 or (pseudo_fake != "none" and batch_size % 2):
             raise ValueError(f"batch_size must be positive (and even with pseudo_fake={pseudo_fake!r}: half reals, "
                              f"half their pseudo-fakes), got {batch_size}")
@@ -139,9 +143,9 @@ class FaceForgeryDataModule(LightningDataModule):
             raise ValueError(f"pseudo_fake must be none, sbi or bi, got {pseudo_fake!r}")
         if balance not in ("none", "sampler", "loss_weights"):
             raise ValueError(f"balance must be none, sampler or loss_weights, got {balance!r}")
-        if laanet_targets and pseudo_fake == "none":
-            raise ValueError("laanet_targets=True needs pseudo_fake='sbi' or 'bi' (the targets come from the "
-                             "pseudo-fake's blend mask)")
+        if targets_transform is not None and pseudo_fake == "none":
+            raise ValueError(f"targets_transform {type(targets_transform).__name__} needs pseudo_fake='sbi' or 'bi' "
+                             f"(its targets come from the pseudo-fake's blend mask)")
         if pseudo_fake != "none" and mode == "clip":
             raise ValueError("pseudo_fake works on single frames: use mode='frame'")
         self.path = path
@@ -159,12 +163,12 @@ class FaceForgeryDataModule(LightningDataModule):
         self.normalize_std = tuple(normalize_std)
         self.pseudo_fake = pseudo_fake
         self.pseudo_fake_args = dict(pseudo_fake_args or {})
-        self.laanet_targets = laanet_targets
-        self.heatmap_size = heatmap_size or max(1, image_size // 4)
+        self.targets_transform = targets_transform
         self.balance = balance
         self.seed = seed
         self.pin_memory = pin_memory
         self._rows: dict[str, pd.DataFrame] | None = None
+        self._train_label_error: str | None = None
         self._datasets: dict[str, FaceCropDataset] = {}
         self.summary: dict[str, Any] = {}
         self._summary_logged = False
@@ -215,29 +219,36 @@ class FaceForgeryDataModule(LightningDataModule):
         """Rows per stage (cached; computed on first use, so :attr:`pos_weight` works before ``setup``)."""
         if self._rows is not None:
             return self._rows
-        rows = self.read_rows()
+        rows = self.read_rows().reset_index(drop=True)  # index = manifest row number (named in errors)
         self._check_dataset(rows)
         ok = rows["status"] == "ok"
         excluded = rows[~ok]
-        usable = rows[ok].reset_index(drop=True)
-        splits = {stage: frame.reset_index(drop=True) for stage, frame in self.split_rows(usable).items()}
+        splits = dict(self.split_rows(rows[ok]))
         for stage in STAGES:
-            splits.setdefault(stage, usable.iloc[0:0])
+            splits.setdefault(stage, rows.iloc[0:0])
+        self._train_label_error = self._training_label_error(splits["train"])  # raised when training data is built
         if self.pseudo_fake != "none":
             train = splits["train"]
             has_landmarks = train["landmarks"].map(lambda v: v is not None and len(v) == 136)
-            splits["train"] = train[(train["label"] == 0) & has_landmarks].reset_index(drop=True)
-            self.summary["train_fakes_replaced_by_pseudo_fakes"] = int((train["label"] != 0).sum())
-            self.summary["train_reals_without_landmarks"] = int(((train["label"] == 0) & ~has_landmarks).sum())
-        bad = splits["train"][~splits["train"]["label"].isin([0, 1])]
-        if len(bad):
-            raise ManifestError(f"manifest {self.manifest_path}: {len(bad)} training rows have label "
-                                f"{sorted(set(bad['label'].tolist()))} (expected 0 real / 1 fake), e.g. video "
-                                f"{bad['video_id'].iloc[0]}; fix the labels or exclude those rows from training.")
+            splits["train"] = train[(train["label"] == REAL) & has_landmarks]
+            self.summary["train_fakes_replaced_by_pseudo_fakes"] = int((train["label"] != REAL).sum())
+            self.summary["train_reals_without_landmarks"] = int(((train["label"] == REAL) & ~has_landmarks).sum())
+        splits = {stage: frame.reset_index(drop=True) for stage, frame in splits.items()}
         self._check_disjoint(splits)
         self.summary.update(self._summarise(splits, excluded))
         self._rows = splits
         return splits
+
+    def _training_label_error(self, train: pd.DataFrame) -> str | None:
+        """One line naming the first training row whose label is not 0 / 1 (a missing label is read as -1,
+        unknown: evaluation keeps such rows out of the metrics, training refuses them), or None."""
+        bad = train[~train["label"].isin([REAL, FAKE])]
+        if not len(bad):
+            return None
+        first = bad.iloc[0]
+        return (f"manifest {self.manifest_path} row {bad.index[0]} (video {first['video_id']}, frame "
+                f"{first['frame_index']}): label {first['label']} in training, expected 0 real / 1 fake "
+                f"({len(bad)} such training rows); fix the label or set the row's status to something other than 'ok'.")
 
     def _check_disjoint(self, splits: Mapping[str, pd.DataFrame]) -> None:
         names = ("train", "val", "test")
@@ -290,23 +301,17 @@ class FaceForgeryDataModule(LightningDataModule):
             raise ValueError(f"pseudo_fake_args {invalid} are not arguments of {type(blend).__name__}")
         return blend
 
-    def build_targets(self):
-        """LAA-Net heatmap / self-consistency targets at ``heatmap_size`` (None unless ``laanet_targets``)."""
-        if not self.laanet_targets:
-            return None
-        from lightning_dfd.transforms.targets import LaaNetTargets
-
-        return LaaNetTargets(out_size=self.heatmap_size)
-
     def build_dataset(self, stage: str) -> FaceCropDataset:
         rows = self.stage_rows()[stage]
         train = stage == "train"
+        if train and self._train_label_error:
+            raise ManifestError(self._train_label_error)
         specs = self.train_transform_specs if train else self.eval_transform_specs
         pipeline = SamplePipeline(
             self.image_size, build_transforms(specs, f"{'train' if train else 'eval'}_transforms"),
             modalities=self.modalities, clip_length=self.clip_length, mean=self.normalize_mean,
             std=self.normalize_std, blend=self.build_blend(rows) if train else None,
-            targets=self.build_targets() if train else None, resize_size=self.resize_size,
+            targets=self.targets_transform if train else None, resize_size=self.resize_size,
         )
         dataset = FaceCropDataset(rows, self.root, pipeline, modalities=self.modalities,
                                   clip_length=self.clip_length, clip_stride=self.clip_stride,
@@ -364,8 +369,14 @@ class FaceForgeryDataModule(LightningDataModule):
 
     @property
     def num_channels(self) -> int:
-        """Channels of ``image`` (3 per modality); link it to the model's ``in_chans``."""
+        """Channels of ``IMAGE`` (3 per modality); link it to the model's ``in_chans``."""
         return 3 * len(self.modalities)
+
+    @property
+    def target_map_size(self) -> int | None:
+        """Side of the dense target maps the targets transform adds to training samples (None without one);
+        check it against the model's output size."""
+        return None if self.targets_transform is None else self.targets_transform.map_side(self.image_size)
 
     # ------------------------------------------------------------------ loaders
     @property

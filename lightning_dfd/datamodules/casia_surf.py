@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from lightning_dfd.datamodules.base import FaceForgeryDataModule, subject_groups
-from lightning_dfd.datamodules.pipeline import IMAGENET_MEAN, IMAGENET_STD
 
 CASIA_MODALITIES = ("rgb", "depth", "ir")
 TRAIN_ATTACK_TYPES = (4, 5, 6)
@@ -46,9 +45,8 @@ class CasiaSurfDataModule(FaceForgeryDataModule):
         fold: which fold is validated on (0-based).
         num_folds: number of subject folds (``fold_protocol='subject'``).
         fold_attack_types: the training attack types, one per attack fold (seed 001 Table 1: 4, 5, 6).
-        batch_size, num_workers, image_size, resize_size, frames_per_video, mode, clip_length, clip_stride,
-        train_transforms, eval_transforms, normalize_mean, normalize_std, pseudo_fake, pseudo_fake_args,
-        laanet_targets, heatmap_size, balance, seed, pin_memory: see :class:`FaceForgeryDataModule`.
+        **kwargs: every other argument of :class:`FaceForgeryDataModule` (``batch_size``, ``image_size``,
+            ``pseudo_fake``, ``targets_transform``, ``balance``, ...); the CLI lists and checks them all.
     """
 
     dataset_names = ("casia_surf",)
@@ -61,34 +59,9 @@ class CasiaSurfDataModule(FaceForgeryDataModule):
         fold: int = 0,
         num_folds: int = 5,
         fold_attack_types: tuple[int, ...] = TRAIN_ATTACK_TYPES,
-        batch_size: int = 32,
-        num_workers: int = 4,
-        image_size: int = 224,
-        resize_size: int | None = None,
-        frames_per_video: int | None = 8,
-        mode: Literal["frame", "clip"] = "frame",
-        clip_length: int = 10,
-        clip_stride: int = 1,
-        train_transforms: list[dict[str, Any]] | None = None,
-        eval_transforms: list[dict[str, Any]] | None = None,
-        normalize_mean: tuple[float, ...] = IMAGENET_MEAN,
-        normalize_std: tuple[float, ...] = IMAGENET_STD,
-        pseudo_fake: Literal["none", "sbi", "bi"] = "none",
-        pseudo_fake_args: dict[str, Any] | None = None,
-        laanet_targets: bool = False,
-        heatmap_size: int | None = None,
-        balance: Literal["none", "sampler", "loss_weights"] = "none",
-        seed: int = 0,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path, batch_size=batch_size, num_workers=num_workers, image_size=image_size,
-            resize_size=resize_size, frames_per_video=frames_per_video, mode=mode, clip_length=clip_length, clip_stride=clip_stride,
-            train_transforms=train_transforms, eval_transforms=eval_transforms, normalize_mean=normalize_mean,
-            normalize_std=normalize_std, pseudo_fake=pseudo_fake, pseudo_fake_args=pseudo_fake_args,
-            laanet_targets=laanet_targets, heatmap_size=heatmap_size, balance=balance, seed=seed,
-            pin_memory=pin_memory,
-        )
+        super().__init__(path=path, **kwargs)
         modalities = tuple(modalities)
         unknown = sorted(set(modalities) - set(CASIA_MODALITIES))
         if not modalities or unknown or len(set(modalities)) != len(modalities):

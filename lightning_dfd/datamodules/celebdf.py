@@ -13,7 +13,6 @@ from typing import Any, Literal
 import pandas as pd
 
 from lightning_dfd.datamodules.base import FaceForgeryDataModule, seeded_group_split, subject_groups
-from lightning_dfd.datamodules.pipeline import IMAGENET_MEAN, IMAGENET_STD
 
 
 class CelebDFDataModule(FaceForgeryDataModule):
@@ -23,9 +22,8 @@ class CelebDFDataModule(FaceForgeryDataModule):
         path: manifest file or preprocess output folder.
         version: ``v1`` or ``v2`` (checked against the manifest's ``dataset`` column).
         val_fraction: fraction of the training subjects held out for validation (seeded by ``seed``).
-        batch_size, num_workers, image_size, resize_size, frames_per_video, mode, clip_length, clip_stride,
-        train_transforms, eval_transforms, normalize_mean, normalize_std, pseudo_fake, pseudo_fake_args,
-        laanet_targets, heatmap_size, balance, seed, pin_memory: see :class:`FaceForgeryDataModule`.
+        **kwargs: every other argument of :class:`FaceForgeryDataModule` (``batch_size``, ``image_size``,
+            ``pseudo_fake``, ``targets_transform``, ``balance``, ...); the CLI lists and checks them all.
     """
 
     def __init__(
@@ -33,34 +31,9 @@ class CelebDFDataModule(FaceForgeryDataModule):
         path: str,
         version: Literal["v1", "v2"] = "v2",
         val_fraction: float = 0.1,
-        batch_size: int = 32,
-        num_workers: int = 4,
-        image_size: int = 224,
-        resize_size: int | None = None,
-        frames_per_video: int | None = 8,
-        mode: Literal["frame", "clip"] = "frame",
-        clip_length: int = 10,
-        clip_stride: int = 1,
-        train_transforms: list[dict[str, Any]] | None = None,
-        eval_transforms: list[dict[str, Any]] | None = None,
-        normalize_mean: tuple[float, ...] = IMAGENET_MEAN,
-        normalize_std: tuple[float, ...] = IMAGENET_STD,
-        pseudo_fake: Literal["none", "sbi", "bi"] = "none",
-        pseudo_fake_args: dict[str, Any] | None = None,
-        laanet_targets: bool = False,
-        heatmap_size: int | None = None,
-        balance: Literal["none", "sampler", "loss_weights"] = "none",
-        seed: int = 0,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path, batch_size=batch_size, num_workers=num_workers, image_size=image_size,
-            resize_size=resize_size, frames_per_video=frames_per_video, mode=mode, clip_length=clip_length, clip_stride=clip_stride,
-            train_transforms=train_transforms, eval_transforms=eval_transforms, normalize_mean=normalize_mean,
-            normalize_std=normalize_std, pseudo_fake=pseudo_fake, pseudo_fake_args=pseudo_fake_args,
-            laanet_targets=laanet_targets, heatmap_size=heatmap_size, balance=balance, seed=seed,
-            pin_memory=pin_memory,
-        )
+        super().__init__(path=path, **kwargs)
         if version not in ("v1", "v2"):
             raise ValueError(f"Celeb-DF version must be 'v1' or 'v2', got {version!r}")
         self.version = version

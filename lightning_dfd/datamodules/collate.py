@@ -14,7 +14,8 @@ from torch.utils.data import default_collate
 
 
 def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``default_collate`` on sample dicts: tensors/ints stack, ``str`` values (video_id, method) become lists."""
+    """``default_collate`` on sample dicts: tensors/ints stack, ``str`` values (``VIDEO_ID``, ``METHOD``) become
+    lists (keys: :mod:`lightning_dfd.batch`)."""
     return default_collate(list(samples))
 
 

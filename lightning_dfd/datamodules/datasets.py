@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from lightning_dfd.batch import ATTACK_TYPE, FRAME_INDEX, FRAME_INDICES, LABEL, METHOD, VIDEO_ID
 from lightning_dfd.datamodules.pipeline import Frame, SamplePipeline
 
 NUM_LANDMARKS = 68
@@ -149,16 +150,16 @@ class FaceCropDataset(Dataset):
         landmarks = self.landmarks[first] if self.landmarks is not None and self.clip_length == 1 else None
         tensors = self.pipeline(frames, landmarks, identity=str(self.identities[first]))
         meta = {
-            "label": int(self.labels[first]),
-            "video_id": str(self.video_ids[first]),
-            "frame_index": int(self.frame_indices[first]),
-            "method": str(self.methods[first]),
-            "attack_type": int(self.attack_types[first]),
+            LABEL: int(self.labels[first]),
+            VIDEO_ID: str(self.video_ids[first]),
+            FRAME_INDEX: int(self.frame_indices[first]),
+            METHOD: str(self.methods[first]),
+            ATTACK_TYPE: int(self.attack_types[first]),
         }
         if self.clip_length > 1:
-            meta["frame_indices"] = torch.from_numpy(self.frame_indices[unit].astype(np.int64))
+            meta[FRAME_INDICES] = torch.from_numpy(self.frame_indices[unit].astype(np.int64))
         if isinstance(tensors, tuple):
             real, fake = tensors
-            fake_meta = dict(meta, method=f"pseudo_{self.pseudo_fake_name}")
+            fake_meta = {**meta, METHOD: f"pseudo_{self.pseudo_fake_name}"}
             return {**meta, **real}, {**fake_meta, **fake}
         return {**tensors, **meta}

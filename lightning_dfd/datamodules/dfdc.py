@@ -15,7 +15,6 @@ from typing import Any, Literal
 import pandas as pd
 
 from lightning_dfd.datamodules.base import FaceForgeryDataModule, seeded_group_split, subject_groups
-from lightning_dfd.datamodules.pipeline import IMAGENET_MEAN, IMAGENET_STD
 
 PART_PATTERN = re.compile(r"dfdc_train_part_(\d+)/")
 
@@ -34,9 +33,8 @@ class DFDCDataModule(FaceForgeryDataModule):
         val_parts: training parts used for validation (full variant); None: the manifest's ``val`` rows, or
             ``val_fraction`` of the training subjects when it has none.
         val_fraction: held-out fraction of training subjects when no validation part is given.
-        batch_size, num_workers, image_size, resize_size, frames_per_video, mode, clip_length, clip_stride,
-        train_transforms, eval_transforms, normalize_mean, normalize_std, pseudo_fake, pseudo_fake_args,
-        laanet_targets, heatmap_size, balance, seed, pin_memory: see :class:`FaceForgeryDataModule`.
+        **kwargs: every other argument of :class:`FaceForgeryDataModule` (``batch_size``, ``image_size``,
+            ``pseudo_fake``, ``targets_transform``, ``balance``, ...); the CLI lists and checks them all.
     """
 
     def __init__(
@@ -45,34 +43,9 @@ class DFDCDataModule(FaceForgeryDataModule):
         variant: Literal["full", "preview"] = "full",
         val_parts: tuple[int, ...] | None = None,
         val_fraction: float = 0.1,
-        batch_size: int = 32,
-        num_workers: int = 4,
-        image_size: int = 224,
-        resize_size: int | None = None,
-        frames_per_video: int | None = 8,
-        mode: Literal["frame", "clip"] = "frame",
-        clip_length: int = 10,
-        clip_stride: int = 1,
-        train_transforms: list[dict[str, Any]] | None = None,
-        eval_transforms: list[dict[str, Any]] | None = None,
-        normalize_mean: tuple[float, ...] = IMAGENET_MEAN,
-        normalize_std: tuple[float, ...] = IMAGENET_STD,
-        pseudo_fake: Literal["none", "sbi", "bi"] = "none",
-        pseudo_fake_args: dict[str, Any] | None = None,
-        laanet_targets: bool = False,
-        heatmap_size: int | None = None,
-        balance: Literal["none", "sampler", "loss_weights"] = "none",
-        seed: int = 0,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path, batch_size=batch_size, num_workers=num_workers, image_size=image_size,
-            resize_size=resize_size, frames_per_video=frames_per_video, mode=mode, clip_length=clip_length, clip_stride=clip_stride,
-            train_transforms=train_transforms, eval_transforms=eval_transforms, normalize_mean=normalize_mean,
-            normalize_std=normalize_std, pseudo_fake=pseudo_fake, pseudo_fake_args=pseudo_fake_args,
-            laanet_targets=laanet_targets, heatmap_size=heatmap_size, balance=balance, seed=seed,
-            pin_memory=pin_memory,
-        )
+        super().__init__(path=path, **kwargs)
         if variant not in ("full", "preview"):
             raise ValueError(f"DFDC variant must be 'full' or 'preview', got {variant!r}")
         if variant == "preview" and val_parts:

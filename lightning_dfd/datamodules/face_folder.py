@@ -25,7 +25,6 @@ import pandas as pd
 from lightning_dfd.data.manifest import MANIFEST_NAME, normalise, read_manifest
 from lightning_dfd.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from lightning_dfd.datamodules.base import FaceForgeryDataModule, manifest_location
-from lightning_dfd.datamodules.pipeline import IMAGENET_MEAN, IMAGENET_STD
 
 Source = Literal["manifest", "images", "videos"]
 
@@ -69,9 +68,8 @@ class FaceFolderDataModule(FaceForgeryDataModule):
         frames: evenly spaced frames decoded per video.
         landmark_backend: face/landmark backend for videos: ``dlib`` or ``face_alignment`` (``sidecar`` only for
             the synthetic twin).
-        batch_size, num_workers, image_size, resize_size, frames_per_video, mode, clip_length, clip_stride,
-        train_transforms, eval_transforms, normalize_mean, normalize_std, pseudo_fake, pseudo_fake_args,
-        laanet_targets, heatmap_size, balance, seed, pin_memory: see :class:`FaceForgeryDataModule`.
+        **kwargs: every other argument of :class:`FaceForgeryDataModule` (``batch_size``, ``image_size``,
+            ``pseudo_fake``, ``targets_transform``, ``balance``, ...); the CLI lists and checks them all.
     """
 
     def __init__(
@@ -80,34 +78,9 @@ class FaceFolderDataModule(FaceForgeryDataModule):
         cache_dir: str | None = None,
         frames: int = 32,
         landmark_backend: Literal["dlib", "face_alignment", "sidecar"] = "dlib",
-        batch_size: int = 32,
-        num_workers: int = 4,
-        image_size: int = 224,
-        resize_size: int | None = None,
-        frames_per_video: int | None = 8,
-        mode: Literal["frame", "clip"] = "frame",
-        clip_length: int = 10,
-        clip_stride: int = 1,
-        train_transforms: list[dict[str, Any]] | None = None,
-        eval_transforms: list[dict[str, Any]] | None = None,
-        normalize_mean: tuple[float, ...] = IMAGENET_MEAN,
-        normalize_std: tuple[float, ...] = IMAGENET_STD,
-        pseudo_fake: Literal["none", "sbi", "bi"] = "none",
-        pseudo_fake_args: dict[str, Any] | None = None,
-        laanet_targets: bool = False,
-        heatmap_size: int | None = None,
-        balance: Literal["none", "sampler", "loss_weights"] = "none",
-        seed: int = 0,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path, batch_size=batch_size, num_workers=num_workers, image_size=image_size,
-            resize_size=resize_size, frames_per_video=frames_per_video, mode=mode, clip_length=clip_length, clip_stride=clip_stride,
-            train_transforms=train_transforms, eval_transforms=eval_transforms, normalize_mean=normalize_mean,
-            normalize_std=normalize_std, pseudo_fake=pseudo_fake, pseudo_fake_args=pseudo_fake_args,
-            laanet_targets=laanet_targets, heatmap_size=heatmap_size, balance=balance, seed=seed,
-            pin_memory=pin_memory,
-        )
+        super().__init__(path=path, **kwargs)
         self.cache_dir = cache_dir
         self.frames = frames
         self.landmark_backend = landmark_backend

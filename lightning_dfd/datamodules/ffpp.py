@@ -21,7 +21,6 @@ from typing import Any, Literal
 import pandas as pd
 
 from lightning_dfd.datamodules.base import FaceForgeryDataModule
-from lightning_dfd.datamodules.pipeline import IMAGENET_MEAN, IMAGENET_STD
 
 FFPP_DEFAULT_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 FFPP_ALL_METHODS = FFPP_DEFAULT_METHODS + ("FaceShifter", "DeepFakeDetection")
@@ -38,9 +37,8 @@ class FFPPDataModule(FaceForgeryDataModule):
         holdout_method: the manipulation held out for testing with ``protocol='leave_one_out'``.
         compression: ``raw``, ``c23`` or ``c40``.
         real_sources: which original folders count as real videos (``youtube``; ``actors`` are outside the split).
-        batch_size, num_workers, image_size, resize_size, frames_per_video, mode, clip_length, clip_stride,
-        train_transforms, eval_transforms, normalize_mean, normalize_std, pseudo_fake, pseudo_fake_args,
-        laanet_targets, heatmap_size, balance, seed, pin_memory: see :class:`FaceForgeryDataModule`.
+        **kwargs: every other argument of :class:`FaceForgeryDataModule` (``batch_size``, ``image_size``,
+            ``pseudo_fake``, ``targets_transform``, ``balance``, ...); the CLI lists and checks them all.
     """
 
     dataset_names = ("ffpp",)
@@ -53,34 +51,9 @@ class FFPPDataModule(FaceForgeryDataModule):
         holdout_method: str | None = None,
         compression: Literal["raw", "c23", "c40"] = "c23",
         real_sources: tuple[str, ...] = ("youtube",),
-        batch_size: int = 32,
-        num_workers: int = 4,
-        image_size: int = 224,
-        resize_size: int | None = None,
-        frames_per_video: int | None = 8,
-        mode: Literal["frame", "clip"] = "frame",
-        clip_length: int = 10,
-        clip_stride: int = 1,
-        train_transforms: list[dict[str, Any]] | None = None,
-        eval_transforms: list[dict[str, Any]] | None = None,
-        normalize_mean: tuple[float, ...] = IMAGENET_MEAN,
-        normalize_std: tuple[float, ...] = IMAGENET_STD,
-        pseudo_fake: Literal["none", "sbi", "bi"] = "none",
-        pseudo_fake_args: dict[str, Any] | None = None,
-        laanet_targets: bool = False,
-        heatmap_size: int | None = None,
-        balance: Literal["none", "sampler", "loss_weights"] = "none",
-        seed: int = 0,
-        pin_memory: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            path=path, batch_size=batch_size, num_workers=num_workers, image_size=image_size,
-            resize_size=resize_size, frames_per_video=frames_per_video, mode=mode, clip_length=clip_length, clip_stride=clip_stride,
-            train_transforms=train_transforms, eval_transforms=eval_transforms, normalize_mean=normalize_mean,
-            normalize_std=normalize_std, pseudo_fake=pseudo_fake, pseudo_fake_args=pseudo_fake_args,
-            laanet_targets=laanet_targets, heatmap_size=heatmap_size, balance=balance, seed=seed,
-            pin_memory=pin_memory,
-        )
+        super().__init__(path=path, **kwargs)
         methods = list(methods)
         unknown = sorted(set(methods) - set(FFPP_ALL_METHODS))
         if unknown:

@@ -10,7 +10,8 @@ Order, per sample:
    sample (modalities and clip frames stay registered; a real crop and its pseudo-fake get the same geometry, as
    in SBI), to the mask (bilinear) and to the landmarks (albumentations keypoints, ``xy``); the result must be
    ``image_size`` square (``resize_size`` defaults to it; a larger one suits a crop, e.g. 125 -> CenterCrop 112);
-3. LAA-Net targets (Eq. 2-4, 7) are computed from the augmented mask (inside the pair maker);
+3. a configured targets transform (:class:`~lightning_dfd.transforms.dense_targets.TargetsTransform`, e.g.
+   LAA-Net's heatmap and self-consistency maps) adds dense targets from the augmented mask (inside the pair maker);
 4. images become float tensors ``(C, H, W)`` normalised by ``(x / 255 - mean) / std`` per channel (ImageNet by
    default; the 3 values repeat for every modality); masks ``(1, H, W)``; clips ``(T, C, H, W)``.
 """
@@ -25,7 +26,9 @@ import cv2
 import numpy as np
 import torch
 
+from lightning_dfd.batch import CLIP, IMAGE, LABEL, LANDMARKS, MASK
 from lightning_dfd.datamodules.augment import AnyTransform, compose
+from lightning_dfd.transforms.dense_targets import TargetsTransform
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,12 +36,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Frame = dict[str, np.ndarray]
 """One time step: modality name (``rgb``, ``depth``, ``ir``) -> HxWx3 uint8 RGB image."""
 
-TARGET_KEYS = ("heatmap", "consistency")
+ALBUMENTATIONS_IMAGE = "image"
+"""Albumentations' name of the primary image target (its API, not the batch key ``IMAGE``)."""
+ALBUMENTATIONS_KEYPOINTS = "keypoints"
 
 
 def image_key(frame: int, modality: str, modalities: Sequence[str]) -> str:
     """Albumentations target name of one image of a sample; the first modality of frame 0 is ``image``."""
-    return "image" if frame == 0 and modality == modalities[0] else f"image_{frame}_{modality}"
+    return ALBUMENTATIONS_IMAGE if frame == 0 and modality == modalities[0] else f"image_{frame}_{modality}"
 
 
 def channel_stats(values: Sequence[float], modalities: int, name: str) -> np.ndarray:
@@ -71,15 +76,16 @@ class SamplePipeline:
         mean, std: normalisation per channel (3 values, repeated per modality, or 3 x len(modalities)).
         blend: SBI / BI transform (``SelfBlendedImage`` / ``BlendedImage``); the pipeline then returns
             ``(real, fake)`` pairs made by ``PseudoFakePair`` with the resize + augmentation shared by both.
-        targets: LAA-Net targets maker (``LaaNetTargets``) applied to both halves of a pair.
+        targets: targets transform applied to both halves of a pair (its ``keys`` become float tensors).
     """
 
     def __init__(self, image_size: int, transforms: Sequence[AnyTransform] = (), modalities: Sequence[str] = ("rgb",),
                  clip_length: int = 1, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 blend: A.DualTransform | None = None, targets: Any | None = None,
+                 blend: A.DualTransform | None = None, targets: TargetsTransform | None = None,
                  resize_size: int | None = None) -> None:
         if targets is not None and blend is None:
-            raise ValueError("LAA-Net targets come from the blend mask of a pseudo-fake: set pseudo_fake to sbi or bi")
+            raise ValueError(f"the targets of {type(targets).__name__} come from the blend mask of a pseudo-fake: "
+                             f"set pseudo_fake to sbi or bi")
         if blend is not None and (clip_length != 1 or len(modalities) != 1):
             raise ValueError("pseudo-fakes (SBI/BI) are made from single RGB frames: use mode=frame and one modality")
         self.image_size = int(image_size)
@@ -88,11 +94,12 @@ class SamplePipeline:
         self.clip_length = int(clip_length)
         self.mean = channel_stats(mean, len(self.modalities), "mean")
         self.std = channel_stats(std, len(self.modalities), "std")
-        extra = {image_key(t, m, self.modalities): "image"
+        extra = {image_key(t, m, self.modalities): ALBUMENTATIONS_IMAGE
                  for t in range(self.clip_length) for m in self.modalities}
-        extra.pop("image")
+        extra.pop(ALBUMENTATIONS_IMAGE)
         self.augment = resize_and_augment(self.resize_size, list(transforms), extra)
         self.pair = None
+        self.target_keys: tuple[str, ...] = tuple(targets.keys) if targets is not None else ()
         if blend is not None:
             from lightning_dfd.transforms.self_blended import PseudoFakePair
 
@@ -119,12 +126,12 @@ class SamplePipeline:
         return torch.from_numpy(points)
 
     def _pair_tensors(self, half: Mapping[str, Any]) -> dict[str, Any]:
-        self._check_size(half["image"])
-        out = {"image": self._normalised([half["image"]]),
-               "mask": torch.from_numpy(np.ascontiguousarray(half["mask"], dtype=np.float32)).reshape(
+        self._check_size(half[IMAGE])
+        out = {IMAGE: self._normalised([half[IMAGE]]),
+               MASK: torch.from_numpy(np.ascontiguousarray(half[MASK], dtype=np.float32)).reshape(
                    1, self.image_size, self.image_size),
-               "landmarks": self._landmarks(half["landmarks"], None), "label": int(half["label"])}
-        for key in TARGET_KEYS:
+               LANDMARKS: self._landmarks(half[LANDMARKS], None), LABEL: int(half[LABEL])}
+        for key in self.target_keys:
             if key in half:
                 value = torch.as_tensor(np.ascontiguousarray(half[key]), dtype=torch.float32)
                 out[key] = value[None] if value.ndim == 2 else value
@@ -134,14 +141,14 @@ class SamplePipeline:
     def __call__(self, frames: Sequence[Frame], landmarks: np.ndarray | None = None, identity: str = ""
                  ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
         """Tensors of one sample: ``{"image" or "clip", ["landmarks"]}``; with a pair maker a pair ``(real, fake)``
-        whose halves also hold ``mask`` (zeros for the real) and, when configured, the LAA-Net targets."""
+        whose halves also hold ``mask`` (zeros for the real) and, when configured, the targets transform's keys."""
         if len(frames) != self.clip_length:
             raise ValueError(f"expected {self.clip_length} frames, got {len(frames)}")
         if self.pair is not None:
             if landmarks is None or not np.isfinite(landmarks).all():
                 raise ValueError("SBI/BI need the 68 landmarks of every training crop; this row has none (re-run "
                                  "preprocess with a landmark backend)")
-            real, fake = self.pair({"image": frames[0][self.modalities[0]], "landmarks": landmarks,
+            real, fake = self.pair({IMAGE: frames[0][self.modalities[0]], LANDMARKS: landmarks,
                                     "identity": identity})
             return self._pair_tensors(real), self._pair_tensors(fake)
         data: dict[str, Any] = {image_key(t, m, self.modalities): frame[m]
@@ -150,14 +157,14 @@ class SamplePipeline:
         if landmarks is not None:
             landmarks = np.asarray(landmarks, dtype=np.float32).reshape(-1, 2)
             missing = ~np.isfinite(landmarks).all(axis=1)
-            data["keypoints"] = np.where(missing[:, None], 0.0, landmarks)
+            data[ALBUMENTATIONS_KEYPOINTS] = np.where(missing[:, None], 0.0, landmarks)
         out = self.augment(**data)
         steps = []
         for t in range(self.clip_length):
             images = [out[image_key(t, m, self.modalities)] for m in self.modalities]
             self._check_size(images[0])
             steps.append(self._normalised(images))
-        sample: dict[str, Any] = {"clip": torch.stack(steps)} if self.clip_length > 1 else {"image": steps[0]}
+        sample: dict[str, Any] = {CLIP: torch.stack(steps)} if self.clip_length > 1 else {IMAGE: steps[0]}
         if landmarks is not None:
-            sample["landmarks"] = self._landmarks(out["keypoints"], missing)
+            sample[LANDMARKS] = self._landmarks(out[ALBUMENTATIONS_KEYPOINTS], missing)
         return sample
