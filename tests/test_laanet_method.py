@@ -87,7 +87,7 @@ def cpu_trainer(tmp_path: Path, **kwargs) -> Trainer:
 
 def test_lightning_sam_step_equals_plain_pytorch_step(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    detector = LAANetDetector(**TINY)
+    detector = LAANetDetector(dropout=0.0, drop_path_rate=0.0, **TINY)  # no RNG use: the two runs can match
     reference = copy.deepcopy(detector)
     data = PseudoFakeData()
     cpu_trainer(tmp_path, fast_dev_run=1, limit_val_batches=0).fit(detector, datamodule=data)
@@ -258,7 +258,11 @@ def test_config_instantiates(config: Path) -> None:
     model = cli.model
     assert isinstance(model, LAANetDetector)
     hp = model.hparams
-    assert (hp["lambda1"], hp["lambda2"]) == (10.0, 100.0)
+    # the released code's settings (README "Paper vs released code"); runs offline as shipped
+    assert (hp["lambda1"], hp["lambda2"]) == ((10.0 if config.stem == "ffpp_bi" else 100.0), 100.0)
+    assert hp["heatmap_loss"] == "released" and hp["real_consistency_target"] == 0.0
+    assert (hp["dropout"], hp["drop_path_rate"], hp["label_smoothing"]) == (0.4, 0.2, 0.0)
+    assert hp["pretrained"] is False
     assert isinstance(model.configure_optimizers()["optimizer"], SAM)
     stem = config.stem
     if stem.startswith("ablation_"):
