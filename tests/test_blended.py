@@ -78,7 +78,7 @@ def test_bi_output_is_eq1_of_aligned_foreground_and_background():
     landmarks = template_landmarks(SIZE)
     background, foreground = face((200, 150, 120), 0), face((90, 60, 40), 1)
     index = LandmarkIndex(landmarks[None], ["other"], [foreground])
-    transform = BlendedImage(index, colour_correction="none")
+    transform = BlendedImage(index, alignment="similarity", colour_correction="none")
     transform.set_random_seed(4)
     for _ in range(3):
         out = transform(image=background, keypoints=landmarks, identity="me")
@@ -128,3 +128,27 @@ def test_landmark_index_from_manifest(tmp_path):
     broken = LandmarkIndex(landmarks[None], ["x"], [tmp_path / "missing.png"])
     with pytest.raises(FileNotFoundError, match="missing.png"):
         broken.image(0)
+
+
+def test_bi_defaults_are_face_xray_piecewise_affine_and_released_blending():
+    import random
+
+    from lightning_dfd.transforms.masks import BI_MASK_SETTINGS, draw_mask_recipe
+
+    landmarks = template_landmarks(SIZE)
+    transform = BlendedImage(LandmarkIndex(landmarks[None], ["other"], [face((90, 60, 40), 1)]))
+    settings = transform.mask_settings
+    assert settings == BI_MASK_SETTINGS and settings.grid_scale == (0.01, 0.15) and settings.grid_size == 4
+    assert settings.elastic_alpha == 0 and (settings.erode_kernel, settings.dilate_kernel) == ((1, 21), (1, 5))
+    assert (transform.alignment, transform.colour_correction) == ("none", "mean")  # the released BI
+    # a partial override keeps BI's other defaults (not SBI's)
+    assert BlendedImage(transform.index, mask={"grid_size": 5}).mask_settings.grid_scale == (0.01, 0.15)
+    # imgaug PiecewiseAffine(scale=(0.01, 0.15)): grid points move by N(0, (s * side)^2), s ~ U(0.01, 0.15), so
+    # E[offset^2] / side^2 = E[s^2] = (0.15^3 - 0.01^3) / (3 * 0.14)
+    height, width = 96, 160
+    py_random, generator = random.Random(0), np.random.default_rng(0)
+    offsets = np.stack([draw_mask_recipe(settings, (height, width), 50.0, py_random, generator).control_offsets
+                        for _ in range(300)])
+    expected_rms = np.sqrt((0.15 ** 3 - 0.01 ** 3) / (3 * 0.14))
+    assert abs(np.sqrt((offsets[:, 0] ** 2).mean()) / width / expected_rms - 1) < 0.15
+    assert abs(np.sqrt((offsets[:, 1] ** 2).mean()) / height / expected_rms - 1) < 0.15

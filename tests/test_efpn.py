@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,3 +131,35 @@ def test_efficientnet_b4_widths_follow_paper_levels() -> None:
     with torch.no_grad():
         outputs = model.eval()(torch.randn(1, 3, 128, 128))
     assert outputs["heatmap"].shape == (1, 1, 32, 32)  # 384 -> 96 in the paper; stride 4
+
+
+def _numpy_transposed_conv_stride2(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """ConvTranspose2d(k=4, stride=2, padding=1) from its definition: every input pixel scatters kernel-weighted
+    copies of itself onto a 4x4 window at twice its position; the padding crops one pixel per side.
+    x: (C_in, H, W); kernel: (C_in, C_out, 4, 4) -> (C_out, 2H, 2W)."""
+    c_in, height, width = x.shape
+    out = np.zeros((kernel.shape[1], 2 * height + 2, 2 * width + 2))
+    for c in range(c_in):
+        for p in range(height):
+            for q in range(width):
+                out[:, 2 * p:2 * p + 4, 2 * q:2 * q + 4] += x[c, p, q] * kernel[c]
+    return out[:, 1:-1, 1:-1]
+
+
+def test_e_upsampling_is_a_learned_stride2_transposed_convolution() -> None:
+    # F(5) -> F(4) doubles the resolution: T must be the 4x4 stride-2 transposed convolution of Eq. 9 (learned),
+    # not a fixed interpolation
+    decoder = build([5, 4], "efpn").eval()
+    features = pyramid([6, 5, 4, 3, 2])
+    step = decoder.steps[1]
+    with torch.no_grad():
+        _, steps = decoder(features, return_intermediates=True)
+        reduced = step.reduce(steps[0]["out"])
+    transposed, norm = step.upsample[0][0], step.upsample[0][1]
+    kernel = transposed.weight.detach().double().numpy()
+    scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().double().numpy()
+    shift = (norm.bias - norm.running_mean * norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().double()
+    for sample in range(reduced.shape[0]):
+        expected = _numpy_transposed_conv_stride2(reduced[sample].double().numpy(), kernel)
+        expected = expected * scale[:, None, None] + shift.numpy()[:, None, None]
+        np.testing.assert_allclose(steps[1]["E"][sample].double().numpy(), expected, atol=1e-4)

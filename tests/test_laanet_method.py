@@ -4,6 +4,7 @@ configurations (Table 3), backbone freezing, the schedule, bf16, the YAML config
 from __future__ import annotations
 
 import copy
+import math
 import socket
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def cpu_trainer(tmp_path: Path, **kwargs) -> Trainer:
 
 def test_lightning_sam_step_equals_plain_pytorch_step(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    detector = LAANetDetector(**TINY)
+    detector = LAANetDetector(dropout=0.0, drop_path_rate=0.0, **TINY)  # no RNG use: the two runs can match
     reference = copy.deepcopy(detector)
     data = PseudoFakeData()
     cpu_trainer(tmp_path, fast_dev_run=1, limit_val_batches=0).fit(detector, datamodule=data)
@@ -258,7 +259,11 @@ def test_config_instantiates(config: Path) -> None:
     model = cli.model
     assert isinstance(model, LAANetDetector)
     hp = model.hparams
-    assert (hp["lambda1"], hp["lambda2"]) == (10.0, 100.0)
+    # the released code's settings (README "Paper vs released code"); runs offline as shipped
+    assert (hp["lambda1"], hp["lambda2"]) == ((10.0 if config.stem == "ffpp_bi" else 100.0), 100.0)
+    assert hp["heatmap_loss"] == "released" and hp["real_consistency_target"] == 0.0
+    assert (hp["dropout"], hp["drop_path_rate"], hp["label_smoothing"]) == (0.4, 0.2, 0.0)
+    assert hp["pretrained"] is False
     assert isinstance(model.configure_optimizers()["optimizer"], SAM)
     stem = config.stem
     if stem.startswith("ablation_"):
@@ -319,3 +324,22 @@ def test_sam_with_freeze_under_two_process_ddp(tmp_path: Path) -> None:
     assert all(torch.equal(after0[n], initial[n]) for n in backbone)
     assert any(not torch.equal(after0[n], initial[n]) for n in initial if n.startswith("model.decoder."))
     assert any(not torch.equal(after1[n], after0[n]) for n in backbone)
+
+
+def test_consistency_loss_anchored_at_ground_truth_vulnerable_point() -> None:
+    # a 1x3 map, d = 4: the predicted heatmap peaks at pixel 1 (the model's own anchor), the ground-truth C of
+    # Eq. 7 at pixel 2 (p^s): L_C must read the embedding at p^s, as the released f_cstency does
+    detector = LAANetDetector(**{**TINY, "consistency_dim": 4})
+    embedding = torch.tensor([[1.0, 0.0, 1.0], [0.0, 2.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]).view(1, 4, 1, 3)
+    heatmap_logits = torch.tensor([-3.0, 3.0, -3.0]).view(1, 1, 1, 3)
+    outputs = {"logit": torch.zeros(1), "heatmap": heatmap_logits, "consistency_embedding": embedding,
+               "consistency": torch.zeros(1, 1, 1, 3)}  # what the model anchored at its predicted peak
+    target = [0.5, 0.2, 1.0]
+    batch = {"label": torch.tensor([1]), "heatmap": torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 1, 3),
+             "consistency": torch.tensor(target).view(1, 1, 1, 3)}
+    # anchor e_2 = (1, 1, 0, 0): logits <e_2, e_j> / sqrt(4) = [1/2, 1, 1]
+    logits = [0.5, 1.0, 1.0]
+    expected = sum(-(c * math.log(1 / (1 + math.exp(-z))) + (1 - c) * math.log(1 - 1 / (1 + math.exp(-z))))
+                   for c, z in zip(target, logits)) / 3
+    terms = detector.compute_loss(outputs, batch)
+    assert math.isclose(float(terms["consistency"]), expected, rel_tol=1e-6)

@@ -143,3 +143,17 @@ def test_pretrained_local_file_is_loaded(tmp_path: Path, levels: tuple[int, ...]
     assert torch.equal(stem.weight, reference.conv_stem.weight)
     if isinstance(model.backbone, HeadFeatures):
         assert torch.equal(model.backbone.model.conv_head.weight, reference.conv_head.weight)
+
+
+def test_released_dropout_and_drop_path_reach_the_model() -> None:
+    from timm.layers import DropPath
+
+    model = LAANet(levels=(6, 5, 4, 3), dropout=0.4, drop_path_rate=0.2, **TINY)
+    assert isinstance(model.feature_dropout, torch.nn.Dropout) and model.feature_dropout.p == 0.4
+    rates = [m.drop_prob for m in model.backbone.modules() if isinstance(m, DropPath)]
+    assert rates and 0.0 < max(rates) <= 0.2 and rates == sorted(rates)  # scaled with the block index
+    off = LAANet(levels=(6, 5, 4, 3), dropout=0.0, drop_path_rate=0.0, **TINY)
+    assert isinstance(off.feature_dropout, torch.nn.Identity)
+    assert not [m for m in off.backbone.modules() if isinstance(m, DropPath) and m.drop_prob > 0]
+    with pytest.raises(ValueError, match="dropout"):
+        LAANet(levels=(6,), fpn_type="none", dropout=1.0, **TINY)

@@ -188,3 +188,25 @@ def test_schedule_drives_sam_learning_rate() -> None:
     scheduler.step()
     assert math.isclose(sam.base_optimizer.param_groups[0]["lr"], 2e-4, rel_tol=1e-12)
     assert ramp_linear_decay_factor(8, 8) == 0.0
+
+
+def test_perturbation_is_normalised_over_all_tensors_together() -> None:
+    # a model with two tensors (weight and bias): e(w) = rho g / ||g|| with the norm over both (Foret et al. Eq. 2)
+    rho, lr = 0.05, 0.1
+    model = nn.Linear(2, 1, bias=True).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([W0], dtype=torch.float64))
+        model.bias.fill_(0.25)
+    sam = SAM(model.parameters(), base_optimizer=lambda p: torch.optim.SGD(p, lr=lr), rho=rho)
+    two_pass_step(model, sam)
+    # by hand: r = w.x + b = -1.25, g_w = r x, g_b = r, ||g|| = |r| sqrt(|x|^2 + 1) = 1.25 sqrt(6)
+    r = 0.5 * 1.0 - 1.0 * 2.0 + 0.25
+    norm = abs(r) * math.sqrt(1.0 + 4.0 + 1.0)
+    e_w = [rho * r * x / norm for x in X]
+    e_b = rho * r / norm
+    r_adv = (W0[0] + e_w[0]) * X[0] + (W0[1] + e_w[1]) * X[1] + 0.25 + e_b
+    expected_w = [w - lr * r_adv * x for w, x in zip(W0, X)]
+    expected_b = 0.25 - lr * r_adv
+    # (the norm is accumulated in float32, hence 1e-8)
+    assert torch.allclose(model.weight[0], torch.tensor(expected_w, dtype=torch.float64), atol=1e-8)
+    assert math.isclose(float(model.bias), expected_b, abs_tol=1e-8)

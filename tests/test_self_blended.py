@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -11,6 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_dfd.transforms.masks import (
     MaskRecipe,
+    MaskSettings,
+    draw_mask_recipe,
     forehead_points,
     hull_polygons,
     paste,
@@ -21,6 +25,7 @@ from lightning_dfd.transforms.seeding import reseed_transforms, worker_init_fn
 from lightning_dfd.transforms.self_blended import (
     PseudoFakePair,
     SelfBlendedImage,
+    augment_copy,
     blend,
     collate_pairs,
     source_affine,
@@ -49,7 +54,7 @@ def plain_sbi(**overrides) -> SelfBlendedImage:
     """SBI with no colour/frequency/geometry randomness unless overridden."""
     settings = {"source_probability": 1.0, "rgb_shift_probability": 0.0, "brightness_limit": 0.0,
                 "contrast_limit": 0.0, "frequency_probability": 0.0, "scale_range": (1.0, 1.0),
-                "translate_fraction": (0.0, 0.0), "elastic_strength": (0.0, 0.0)}
+                "translate_fraction": (0.0, 0.0), "mask": {"elastic_alpha": 0.0}}
     settings.update(overrides)
     return SelfBlendedImage(**settings)
 
@@ -113,6 +118,14 @@ def test_outside_mask_fake_equals_background_and_pair_differs_only_inside():
         assert (out["image"] != out["background"]).any()
 
 
+def _bilinear_grid_field(offsets: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Grid values (points from the first to the last pixel) interpolated to every pixel with np.interp."""
+    g_y, g_x = offsets.shape
+    xs, ys = np.linspace(0, width - 1, g_x), np.linspace(0, height - 1, g_y)
+    rows = np.stack([np.interp(np.arange(width), xs, row) for row in offsets])  # (g_y, width)
+    return np.stack([np.interp(np.arange(height), ys, rows[:, x]) for x in range(width)], axis=1)
+
+
 def test_roi_computation_equals_full_frame_computation():
     image, landmarks = synthetic_face(96)
     recipe = MaskRecipe("face", np.random.default_rng(0).normal(0, 2, (2, 4, 4)).astype(np.float32), "erode",
@@ -120,22 +133,116 @@ def test_roi_computation_equals_full_frame_computation():
     polygons = hull_polygons(landmarks, "face")
     patch, roi = render_blend_mask(image.shape, polygons, recipe)
     full = paste(patch, roi, image.shape)
-    # the same steps on the whole frame
+    # the same steps on the whole frame: the grid spans the image, interpolated linearly (piecewise affine)
     binary = np.zeros(image.shape[:2], np.uint8)
     cv2.fillConvexPoly(binary, np.round(polygons[0] * 16).astype(np.int32), 255, cv2.LINE_8, 4)
-    box = (int(np.floor(polygons[0][:, 0].min())), int(np.floor(polygons[0][:, 1].min())),
-           int(np.ceil(polygons[0][:, 0].max())) + 1, int(np.ceil(polygons[0][:, 1].max())) + 1)
-    fields = [cv2.resize(c, (box[2] - box[0], box[3] - box[1]), interpolation=cv2.INTER_CUBIC)
-              for c in recipe.control_offsets]
-    pads = (max(box[1], 0), max(96 - box[3], 0), max(box[0], 0), max(96 - box[2], 0))
-    fields = [cv2.copyMakeBorder(f, *pads, cv2.BORDER_REPLICATE) for f in fields]
-    gx, gy = np.meshgrid(np.arange(96, dtype=np.float32), np.arange(96, dtype=np.float32))
-    warped = cv2.remap(binary, gx + fields[0], gy + fields[1], cv2.INTER_LINEAR, borderValue=0)
+    fields = [_bilinear_grid_field(c.astype(np.float64), 96, 96) for c in recipe.control_offsets]
+    gx, gy = np.meshgrid(np.arange(96, dtype=np.float64), np.arange(96, dtype=np.float64))
+    warped = cv2.remap(binary, (gx + fields[0]).astype(np.float32), (gy + fields[1]).astype(np.float32),
+                       cv2.INTER_LINEAR, borderValue=0)
     warped = np.where(warped > 127, 255, 0).astype(np.uint8)
     warped = cv2.erode(warped, np.ones((7, 5), np.uint8))
     blurred = cv2.GaussianBlur(warped.astype(np.float32), (9, 11), 4.0, sigmaY=5.0)
     reference = blurred / blurred.max() * 0.75
     np.testing.assert_allclose(full, reference, atol=2e-5)
+
+
+EDGE = 256  # = MaskSettings.reference_size: alpha and sigma are SBI's in pixels
+LEFT, RIGHT, TOP, BOTTOM = 64, 192, 16, 240
+
+
+def _edge_displacements(mask: np.ndarray) -> np.ndarray:
+    """(2, rows) displacement of the left and right edges of a warped [LEFT, RIGHT) x [TOP, BOTTOM) rectangle,
+    on rows far from its corners."""
+    rows = mask[TOP + 24:BOTTOM - 24] > 0.5
+    left = rows[:, :EDGE // 2].argmax(axis=1)
+    right = EDGE // 2 + (EDGE // 2 - rows[:, EDGE // 2:][:, ::-1].argmax(axis=1))
+    return np.stack([left - LEFT, right - RIGHT]).astype(np.float64)
+
+
+def _jitter_statistics(displacements: list[np.ndarray]) -> tuple[float, float, float]:
+    """Pooled std of the edge displacement and its autocorrelation along the edge at lags 7 and 14 px."""
+    d = np.concatenate(displacements)  # (2 * draws, rows)
+    d = d - d.mean()
+    variance = (d ** 2).mean()
+    return (float(np.sqrt(variance)), float((d[:, :-7] * d[:, 7:]).mean() / variance),
+            float((d[:, :-14] * d[:, 14:]).mean() / variance))
+
+
+def test_sbi_elastic_jitter_matches_albumentations_elastic_transform_statistics():
+    rectangle = np.array([[LEFT, TOP], [RIGHT - 1, TOP], [RIGHT - 1, BOTTOM - 1], [LEFT, BOTTOM - 1]], np.float32)
+    settings = MaskSettings()
+    assert (settings.elastic_alpha, settings.elastic_sigma) == (50.0, 7.0)  # SBI's ElasticTransform
+    ours = []
+    sbi = SelfBlendedImage()
+    sbi.set_random_seed(0)
+    for _ in range(12):
+        drawn = draw_mask_recipe(sbi.mask_settings, (EDGE, EDGE), 100.0, sbi.py_random, sbi.random_generator)
+        recipe = MaskRecipe("face", drawn.control_offsets, "none", (1, 1), (1, 1), (1.0, 1.0), 1.0,
+                            drawn.elastic_alpha, drawn.elastic_sigma, drawn.elastic_seed)  # deformation only
+        patch, roi = render_blend_mask((EDGE, EDGE), [rectangle], recipe)
+        ours.append(_edge_displacements(paste(patch, roi, (EDGE, EDGE))))
+    # the reference: albumentations' own ElasticTransform with SBI's released arguments (uniform noise as
+    # albumentations 1.x, nearest-neighbour masks), applied to the same rectangle
+    reference = []
+    elastic = A.ElasticTransform(alpha=50, sigma=7, noise_distribution="uniform", approximate=False,
+                                 mask_interpolation=cv2.INTER_NEAREST, p=1.0)
+    elastic.set_random_seed(1)
+    binary = np.zeros((EDGE, EDGE), np.uint8)
+    binary[TOP:BOTTOM, LEFT:RIGHT] = 1
+    for _ in range(12):
+        reference.append(_edge_displacements(elastic(image=np.zeros((EDGE, EDGE, 3), np.uint8), mask=binary)["mask"]))
+    std, lag7, lag14 = _jitter_statistics(ours)
+    ref_std, ref_lag7, ref_lag14 = _jitter_statistics(reference)
+    theory = 50 / (2 * np.sqrt(3 * np.pi) * 7)  # alpha * std(U(-1, 1)) * sqrt(sum of squared 2-D Gaussian weights)
+    assert abs(std / ref_std - 1) < 0.2 and abs(std / theory - 1) < 0.2  # about 1.2 px: a fine jitter
+    # correlation along the boundary: a Gaussian-smoothed white noise decorrelates as exp(-lag^2 / (4 sigma^2))
+    assert abs(lag7 - ref_lag7) < 0.15 and abs(lag14 - ref_lag14) < 0.15
+    assert abs(lag14 - np.exp(-1.0)) < 0.15  # a 4 x 4 control grid over the face would stay above 0.9
+
+
+def test_sbi_mask_follows_the_source_affine():
+    image, landmarks = synthetic_face(96)
+    sbi = plain_sbi(translate_fraction=(0.2, 0.2), scale_range=(0.9, 1.1),
+                    mask={"elastic_alpha": 0.0, "erode_kernel": (1, 1), "blur_kernel": (1, 1), "blend_ratios": (1.0,)})
+    sbi.set_random_seed(2)
+    shifts = []
+    for _ in range(4):
+        out = sbi(image=image, keypoints=landmarks)
+        affine = sbi.params["affine"]
+        hull = hull_polygons(landmarks, sbi.params["recipe"].hull_type)[0]
+        expected = np.zeros((96, 96), np.uint8)  # the hull drawn after moving its vertices by the affine
+        moved = hull @ affine[:, :2].T + affine[:, 2]
+        cv2.fillConvexPoly(expected, np.round(moved * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+        binary = (out["mask"] > 0.5).astype(np.uint8)
+        assert (binary != expected).mean() < 0.01
+        shifts.append(np.abs(affine[:, 2] - (np.eye(2) - affine[:, :2]) @ np.array([47.5, 47.5])).max())
+    assert max(shifts) > 3.0  # the source really moved
+
+
+def test_sbi_draws_downscale_and_sharpen_and_downscale_blocks():
+    sbi = SelfBlendedImage()
+    sbi.set_random_seed(0)
+    drawn = [sbi.draw_source_target() for _ in range(200)]
+    kinds = [d.frequency for d in drawn]
+    assert 70 <= kinds.count("downscale") <= 130 and kinds.count("sharpen") == 200 - kinds.count("downscale")
+    assert {d.downscale_factor for d in drawn if d.frequency == "downscale"} == {2, 4}
+    # a one-pixel checkerboard down-sampled by 2 with nearest neighbours is flat: nothing of it survives
+    checkerboard = (np.indices((16, 16)).sum(axis=0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, axis=2)
+    params = dataclasses.replace(drawn[0], rgb_shift=(0, 0, 0), contrast=1.0, brightness=0.0, hsv_shift=(0, 0, 0),
+                                 frequency="downscale", downscale_factor=2)
+    out = augment_copy(checkerboard, params)
+    assert out.min() == out.max() and out.max() in (0, 255)
+    assert np.array_equal(augment_copy(checkerboard, dataclasses.replace(params, frequency="none")), checkerboard)
+
+
+def test_mask_settings_shared_validated_and_overridable():
+    sbi = SelfBlendedImage(mask={"blur_sigma": [3, 9]})
+    assert sbi.mask_settings == dataclasses.replace(MaskSettings(), blur_sigma=(3.0, 9.0))
+    with pytest.raises(ValueError, match="unknown"):
+        SelfBlendedImage(mask={"elastic_strength": (0, 1)})
+    with pytest.raises(ValueError, match="elastic_alpha"):
+        MaskSettings(elastic_alpha=-1.0)
 
 
 def test_warp_patch_equals_full_frame_warp():
@@ -187,9 +294,9 @@ def test_same_seed_reproduces_and_different_seeds_differ():
 
 def test_invalid_arguments_are_rejected():
     with pytest.raises(ValueError):
-        SelfBlendedImage(blend_ratios=(0.5, 1.5))
+        SelfBlendedImage(mask={"blend_ratios": (0.5, 1.5)})
     with pytest.raises(ValueError):
-        SelfBlendedImage(hull_types=("face", "nose"))
+        SelfBlendedImage(mask={"hull_types": ("face", "nose")})
     with pytest.raises(ValueError):
         SelfBlendedImage(scale_range=(1.1, 0.9))
     with pytest.raises(ValueError, match="68"):

@@ -4,6 +4,7 @@ from lightning_dfd.losses.heatmap_focal import (
     LAANetLoss,
     cornernet_focal_loss,
     heatmap_focal_loss,
+    released_focal_loss,
     self_consistency_loss,
     smoothed_bce_with_logits,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "LAANetLoss",
     "cornernet_focal_loss",
     "heatmap_focal_loss",
+    "released_focal_loss",
     "self_consistency_loss",
     "smoothed_bce_with_logits",
 ]

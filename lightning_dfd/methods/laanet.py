@@ -42,15 +42,22 @@ class LAANetDetector(DetectorModule):
         consistency_dim: embedding size of the self-consistency head.
         use_heatmap: heatmap branch H (Table 3).
         use_consistency: self-consistency branch C (Table 3).
-        dropout: dropout on the backbone feature maps.
+        dropout: dropout on the backbone feature maps (0.4 in the released model).
+        drop_path_rate: stochastic depth of the backbone blocks (0.2 in the released model).
         in_chans: input channels (linked from ``data.num_channels`` by the CLI).
-        lambda1: weight of the heatmap loss L_H (Eq. 8; 10 in the paper).
+        lambda1: weight of the heatmap loss L_H (Eq. 8; 10 in the paper and the released BI config, 100 in the
+            released SBI config).
         lambda2: weight of the self-consistency loss L_C (Eq. 8; 100 in the paper).
-        heatmap_loss: ``paper`` (Eq. 5-6) or ``cornernet``.
-        focal_gamma: gamma of Eq. 5.
-        cornernet_alpha: alpha of the CornerNet variant.
-        cornernet_beta: beta of the CornerNet variant.
-        label_smoothing: epsilon of the classification targets.
+        heatmap_loss: ``released`` (the released code's focal loss, default), ``paper`` (Eq. 5-6 literally) or
+            ``cornernet`` (see :mod:`lightning_dfd.losses.heatmap_focal`).
+        focal_gamma: gamma of Eq. 5 (``paper``).
+        cornernet_alpha: alpha of the ``released`` / ``cornernet`` losses.
+        cornernet_beta: beta of the ``released`` / ``cornernet`` losses (the (1 - h)^beta weight of negatives).
+        positive_epsilon: epsilon of the released loss's positive weight (1 - eps) + eps * noise.
+        positive_noise: noise share of the released loss's positive weight.
+        real_consistency_target: self-consistency target of real images: 0 (released code) or 1 (paper, Eq. 7
+            with B = 0).
+        label_smoothing: epsilon of the classification targets (0 in the released code).
         optimizer: optimizer factory; SAM around Adam (lr 2e-4, weight decay 1e-4, rho 0.05) by default.
         lr_scheduler: scheduler factory (``lightning_dfd.optim.RampLinearDecayLR`` for the paper's schedule; the
             CLI links its ``total_steps`` from ``trainer.max_epochs``).
@@ -70,14 +77,18 @@ class LAANetDetector(DetectorModule):
         consistency_dim: int = 256,
         use_heatmap: bool = True,
         use_consistency: bool = True,
-        dropout: float = 0.0,
+        dropout: float = 0.4,
+        drop_path_rate: float = 0.2,
         in_chans: int = 3,
         lambda1: float = 10.0,
         lambda2: float = 100.0,
-        heatmap_loss: HeatmapLossVariant = "paper",
+        heatmap_loss: HeatmapLossVariant = "released",
         focal_gamma: float = 2.0,
         cornernet_alpha: float = 2.0,
         cornernet_beta: float = 4.0,
+        positive_epsilon: float = 0.35,
+        positive_noise: float = 0.2,
+        real_consistency_target: float = 0.0,
         label_smoothing: float = 0.0,
         optimizer: OptimizerCallable = laanet_sam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -90,7 +101,8 @@ class LAANetDetector(DetectorModule):
         self.model = LAANet(backbone=backbone, pretrained=pretrained, levels=levels, fpn_type=fpn_type,
                             gamma_w=gamma_w, heatmap_stride=heatmap_stride, head_channels=head_channels,
                             consistency_dim=consistency_dim, use_heatmap=use_heatmap,
-                            use_consistency=use_consistency, dropout=dropout, in_chans=in_chans)
+                            use_consistency=use_consistency, dropout=dropout, drop_path_rate=drop_path_rate,
+                            in_chans=in_chans)
         # the loss needs the dense targets of the enabled branches (Table 3: H and / or C)
         self.loss_targets = ((keys.HEATMAP,) if use_heatmap else ()) + ((keys.CONSISTENCY,) if use_consistency else ())
         # SAM takes two passes per update, which Lightning's automatic loop cannot express: decide the mode
@@ -98,7 +110,9 @@ class LAANetDetector(DetectorModule):
         self.automatic_optimization = not builds_sam(optimizer)
         self.criterion = LAANetLoss(lambda1=lambda1, lambda2=lambda2, heatmap_loss=heatmap_loss,
                                     focal_gamma=focal_gamma, cornernet_alpha=cornernet_alpha,
-                                    cornernet_beta=cornernet_beta, label_smoothing=label_smoothing)
+                                    cornernet_beta=cornernet_beta, positive_epsilon=positive_epsilon,
+                                    positive_noise=positive_noise, real_consistency_target=real_consistency_target,
+                                    label_smoothing=label_smoothing)
 
     def target_map_size(self, image_size: int) -> int | None:
         """Heatmap / consistency maps are image_size / heatmap_stride (None with neither branch)."""
@@ -119,6 +133,7 @@ class LAANetDetector(DetectorModule):
         consistency = batch[keys.CONSISTENCY] if self.model.use_consistency else None
         if consistency is not None:
             outputs = dict(outputs)
+            # re-anchored at the ground-truth vulnerable point p^s (the released f_cstency does the same)
             outputs["consistency"] = consistency_logits(outputs["consistency_embedding"],
                                                         self.vulnerable_point(consistency))
         heatmap = batch[keys.HEATMAP] if self.model.use_heatmap else None

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from lightning_dfd.batch import CONSISTENCY, HEATMAP
 from lightning_dfd.models.backbones import create_backbone
 from lightning_dfd.models.efpn import EnhancedFPN, FPNType
 
@@ -80,7 +81,10 @@ class LAANet(nn.Module):
         consistency_dim: embedding size d of the self-consistency head.
         use_heatmap: build the heatmap branch (H of Table 3).
         use_consistency: build the self-consistency branch (C of Table 3).
-        dropout: dropout on the backbone feature maps before the decoder.
+        dropout: dropout on the backbone feature maps F(l) read by the decoder (0.4 in the released model: the
+            EfficientNet-B4 ``dropout_rate``, applied to F(6)..F(3)).
+        drop_path_rate: stochastic depth of the backbone's blocks, scaled linearly with the block index (0.2 in
+            the released model: EfficientNet's ``drop_connect_rate``); passed to ``timm.create_model``.
         in_chans: input channels.
     """
 
@@ -96,7 +100,8 @@ class LAANet(nn.Module):
         consistency_dim: int = 256,
         use_heatmap: bool = True,
         use_consistency: bool = True,
-        dropout: float = 0.0,
+        dropout: float = 0.4,
+        drop_path_rate: float = 0.2,
         in_chans: int = 3,
     ) -> None:
         super().__init__()
@@ -132,9 +137,12 @@ class LAANet(nn.Module):
                              f"heatmap_stride {heatmap_stride}: drop it or lower heatmap_stride")
         stage_levels = list(range(out_level, min(top, num_stages) + 1))  # paper levels read from timm stages
         self.has_head_level = top == num_stages + 1
+        if not 0.0 <= dropout < 1.0 or not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f"dropout and drop_path_rate must lie in [0, 1), got {dropout} and {drop_path_rate}")
         self.backbone = create_backbone(backbone, pretrained=pretrained,
                                         out_indices=[level - 1 for level in stage_levels],
-                                        in_chans=in_chans, head_features=self.has_head_level)
+                                        in_chans=in_chans, head_features=self.has_head_level,
+                                        drop_path_rate=drop_path_rate)
         channels = list(self.backbone.feature_info.channels())
         reductions = list(self.backbone.feature_info.reduction())
         decoder_levels = list(range(top, out_level - 1, -1))  # top first
@@ -185,16 +193,16 @@ class LAANet(nn.Module):
         decoded = self.decode(images)
         outputs = {"logit": self.classification_head(decoded).reshape(-1)}
         if self.heatmap_head is not None:
-            outputs["heatmap"] = self.heatmap_head(decoded)
+            outputs[HEATMAP] = self.heatmap_head(decoded)
         if self.consistency_head is not None:
             embedding = self.consistency_head(decoded)
             if consistency_anchor is None:
-                if "heatmap" in outputs:
-                    consistency_anchor = outputs["heatmap"].detach().flatten(1).argmax(dim=1)
+                if HEATMAP in outputs:
+                    consistency_anchor = outputs[HEATMAP].detach().flatten(1).argmax(dim=1)
                 else:
                     height, width = embedding.shape[-2:]
                     consistency_anchor = torch.full((embedding.shape[0],), (height // 2) * width + width // 2,
                                                     device=embedding.device, dtype=torch.long)
             outputs["consistency_embedding"] = embedding
-            outputs["consistency"] = consistency_logits(embedding, consistency_anchor)
+            outputs[CONSISTENCY] = consistency_logits(embedding, consistency_anchor)
         return outputs

@@ -2,10 +2,27 @@
 
 A real crop I_B (background) is blended by LAA-Net Eq. (1) with the face I_F of *another identity* whose landmarks
 are nearest to I_B's (total Euclidean distance over the 68 points, searched in a :class:`LandmarkIndex` built once
-per dataset). I_F is aligned to I_B's landmarks by a least-squares similarity (or affine) transform and
-colour-corrected to I_B inside the mask (per-channel mean and standard deviation, weighted by M). The mask comes
-from the shared generator (:mod:`lightning_dfd.transforms.masks`) with Face X-ray's settings: random hull type,
-strong elastic (piecewise-affine-like) deformation, random erosion or dilation, random Gaussian blur.
+per dataset). I_F is resized to I_B's size (or aligned to I_B's landmarks by a least-squares similarity or affine
+transform) and colour-corrected to I_B inside the mask (per-channel mean, or mean and standard deviation, weighted
+by M). The mask comes
+from the shared generator (:mod:`lightning_dfd.transforms.masks`) with Face X-ray's settings
+(:data:`~lightning_dfd.transforms.masks.BI_MASK_SETTINGS`): random hull type, piecewise-affine deformation (a 4 x 4
+grid over the image, points moved by N(0, (s * side)^2), s drawn from 1-15 %, as imgaug's
+``PiecewiseAffine(scale=(0.01, 0.15))`` of the released code), random erosion (kernel 1-21) or dilation (1-5),
+random Gaussian blur.
+
+Differences from the released BI generator (LAA-Net ``package_utils/bi_online_generation.py``, after Face X-ray):
+
+* the released code softens the mask by *feathering* (weights = distance inside the hull / (0.2 x face size),
+  clipped to 1); here the shared Gaussian blur of the SBI mask generator is used;
+* the released foreground is only resized to the background's size (``alignment: none``, the default); a
+  least-squares ``similarity`` or ``affine`` alignment of the landmarks is one key away;
+* the released colour correction shifts the per-channel mean only (``colour_correction: mean``, the default);
+  ``mean_std`` also matches the standard deviation;
+* the released code blends at a random down-scaled size (h/2 to h) and, half of the time, down- and up-samples the
+  result again (h/4 to h, bilinear or nearest); neither is done here (the shared augmentations of the DataModule
+  cover resolution changes);
+* the deformation is piecewise bilinear on the grid cells where imgaug's is piecewise affine on triangles.
 
 Call it like SBI: ``BlendedImage(index)(image=crop, keypoints=landmarks, identity=video_or_subject_id)``; it emits
 ``image`` (the blend), ``mask`` (M), ``label = 1``, ``background`` (I_B, unchanged) and the unchanged ``keypoints``.
@@ -24,16 +41,14 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema
 from pydantic import Field
 
 from lightning_dfd.transforms.masks import (
-    BlendRatios,
+    BI_MASK_SETTINGS,
     Box,
-    FloatRange,
-    HullTypes,
-    KernelRange,
     MaskSettings,
     check_landmarks,
     draw_mask_recipe,
     face_size,
     hull_polygons,
+    mask_settings,
     render_blend_mask,
 )
 from lightning_dfd.transforms.self_blended import _BlendTransform, blend_uint8, warp_patch
@@ -179,46 +194,31 @@ class BlendedImage(_BlendTransform):
     Args:
         index: the dataset's :class:`LandmarkIndex` (real crops).
         top_k: the foreground is drawn uniformly among the ``top_k`` nearest other-identity faces (1: the nearest).
-        alignment: ``similarity`` or ``affine`` least-squares fit of the foreground landmarks onto the target's.
-        colour_correction: ``mean_std``, ``mean`` or ``none`` (per channel, inside the mask).
-        hull_types, elastic_strength, elastic_grid, erode_probability, erode_kernel, dilate_kernel, blur_kernel,
-        blur_sigma, blur_aspect, blend_ratios: mask generator settings (see :class:`SelfBlendedImage`); Face X-ray
-            erodes (kernel 1-21) or dilates (1-5) with equal odds and deforms with piecewise-affine scale 1-15 %.
+        alignment: ``none`` (the released code: the foreground crop is only resized to the background's size; the
+            nearest-landmark search already pairs similar poses), or a ``similarity`` / ``affine`` least-squares
+            fit of the foreground landmarks onto the background's.
+        colour_correction: ``mean`` (the released code: per-channel mean shift inside the mask), ``mean_std``
+            (mean and standard deviation) or ``none``.
+        mask: the mask generator's settings (:class:`~lightning_dfd.transforms.masks.MaskSettings`); default
+            :data:`~lightning_dfd.transforms.masks.BI_MASK_SETTINGS` (Face X-ray's); a mapping overrides single
+            fields of it, e.g. ``{grid_scale: [0.01, 0.05]}``.
         p: probability of producing a pseudo-fake.
     """
 
     class InitSchema(BaseTransformInitSchema):
         index: LandmarkIndex
         top_k: int = Field(ge=1)
-        alignment: Literal["similarity", "affine"]
+        alignment: Literal["none", "similarity", "affine"]
         colour_correction: Literal["mean_std", "mean", "none"]
-        hull_types: HullTypes
-        elastic_strength: FloatRange
-        elastic_grid: int = Field(ge=2, le=16)
-        erode_probability: float = Field(ge=0, le=1)
-        erode_kernel: KernelRange
-        dilate_kernel: KernelRange
-        blur_kernel: KernelRange
-        blur_sigma: FloatRange
-        blur_aspect: FloatRange
-        blend_ratios: BlendRatios
+        mask: Any  # MaskSettings, a mapping of its fields or None: validated by masks.mask_settings
 
     def __init__(
         self,
         index: LandmarkIndex,
         top_k: int = 1,
-        alignment: Literal["similarity", "affine"] = "similarity",
-        colour_correction: Literal["mean_std", "mean", "none"] = "mean_std",
-        hull_types: tuple[str, ...] = ("face", "extended", "inner", "halves"),
-        elastic_strength: tuple[float, float] = (0.01, 0.05),
-        elastic_grid: int = 4,
-        erode_probability: float = 0.5,
-        erode_kernel: tuple[int, int] = (1, 21),
-        dilate_kernel: tuple[int, int] = (1, 5),
-        blur_kernel: tuple[int, int] = (5, 25),
-        blur_sigma: tuple[float, float] = (3.0, 15.0),
-        blur_aspect: tuple[float, float] = (0.8, 1.25),
-        blend_ratios: tuple[float, ...] = (1.0,),
+        alignment: Literal["none", "similarity", "affine"] = "none",
+        colour_correction: Literal["mean_std", "mean", "none"] = "mean",
+        mask: MaskSettings | dict[str, Any] | None = None,
         p: float = 1.0,
     ):
         super().__init__(p=p)
@@ -226,30 +226,14 @@ class BlendedImage(_BlendTransform):
         self.top_k = top_k
         self.alignment = alignment
         self.colour_correction = colour_correction
-        self.hull_types = tuple(hull_types)
-        self.elastic_strength = tuple(elastic_strength)
-        self.elastic_grid = elastic_grid
-        self.erode_probability = erode_probability
-        self.erode_kernel = tuple(erode_kernel)
-        self.dilate_kernel = tuple(dilate_kernel)
-        self.blur_kernel = tuple(blur_kernel)
-        self.blur_sigma = tuple(blur_sigma)
-        self.blur_aspect = tuple(blur_aspect)
-        self.blend_ratios = tuple(blend_ratios)
-        self.mask_settings = MaskSettings(
-            hull_types=self.hull_types, elastic_strength=self.elastic_strength, elastic_grid=elastic_grid,
-            erode_probability=erode_probability, erode_kernel=self.erode_kernel, dilate_kernel=self.dilate_kernel,
-            blur_kernel=self.blur_kernel, blur_sigma=self.blur_sigma, blur_aspect=self.blur_aspect,
-            blend_ratios=self.blend_ratios)
+        self.mask_settings = mask_settings(mask, BI_MASK_SETTINGS)
 
     @property
     def targets_as_params(self) -> list[str]:
         return ["keypoints", "identity"]
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("top_k", "alignment", "colour_correction", "hull_types", "elastic_strength", "elastic_grid",
-                "erode_probability", "erode_kernel", "dilate_kernel", "blur_kernel", "blur_sigma", "blur_aspect",
-                "blend_ratios")
+        return ("top_k", "alignment", "colour_correction")
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         shape = params["shape"]
@@ -260,12 +244,16 @@ class BlendedImage(_BlendTransform):
                              "foreground comes from another identity (PseudoFakePair passes sample['video_id'])")
         candidates = self.index.nearest(landmarks, str(identity), self.top_k)
         chosen = int(candidates[self.py_random.randrange(len(candidates))])
-        fit = similarity_transform if self.alignment == "similarity" else affine_transform
-        matrix = fit(self.index.landmarks[chosen], landmarks)
+        foreground = self.index.image(chosen)
+        if self.alignment == "none":  # the released code: the foreground crop resized to the background's size
+            matrix = np.array([[shape[1] / foreground.shape[1], 0.0, 0.0], [0.0, shape[0] / foreground.shape[0], 0.0]])
+        else:
+            fit = similarity_transform if self.alignment == "similarity" else affine_transform
+            matrix = fit(self.index.landmarks[chosen], landmarks)
         recipe = draw_mask_recipe(self.mask_settings, shape, face_size(landmarks), self.py_random,
                                   self.random_generator)
         mask_roi, roi = render_blend_mask(shape, hull_polygons(landmarks, recipe.hull_type), recipe)
-        return {"foreground": self.index.image(chosen), "foreground_index": chosen, "foreground_matrix": matrix,
+        return {"foreground": foreground, "foreground_index": chosen, "foreground_matrix": matrix,
                 "mask_roi": mask_roi, "roi": roi, "recipe": recipe}
 
     def apply(self, img: np.ndarray, foreground: np.ndarray, foreground_matrix: np.ndarray, mask_roi: np.ndarray,

@@ -3,8 +3,10 @@
 Steps (SBI, Shiohara & Yamasaki 2022, §3.3 "mask generator"; Face X-ray, Li et al. 2020, §3.2):
 
 1. a landmark hull (one of :data:`HULL_TYPES`, drawn at random),
-2. an elastic deformation: a coarse grid of Gaussian control offsets, bicubically upsampled to a smooth
-   displacement field and applied with ``cv2.remap``,
+2. a deformation applied with ``cv2.remap``: SBI's elastic jitter of the boundary (albumentations
+   ``ElasticTransform(alpha=50, sigma=7)``: per-pixel uniform noise blurred by a Gaussian of sigma 7 px, times 50)
+   and/or Face X-ray's piecewise-affine deformation (imgaug ``PiecewiseAffine(scale=(0.01, 0.15))``: a 4 x 4 grid
+   spanning the image, points moved by N(0, (s * side)^2), interpolated linearly),
 3. erosion or dilation with a random rectangular kernel (SBI's first Gaussian blur followed by zeroing every
    value below 1 *is* an erosion by the blur's support, so it is done here as one),
 4. a Gaussian blur with a random kernel and sigma, per axis scaled by a random aspect factor (SBI resizes the mask
@@ -21,9 +23,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
@@ -140,23 +142,105 @@ KernelRange = Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(
 HullTypes = Annotated[tuple[str, ...], AfterValidator(_hulls)]
 BlendRatios = Annotated[tuple[float, ...], AfterValidator(_ratios)]
 
+SBI_BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
 
 @dataclass(frozen=True)
 class MaskSettings:
-    """Ranges the random mask is drawn from. Kernel sizes are pixels of a ``reference_size`` image and scale with
-    the image (SBI blurs a mask resized to about 256 px)."""
+    """The ranges the random blend mask is drawn from: one settings group shared by SBI and BI (``mask:`` of
+    :class:`~lightning_dfd.transforms.self_blended.SelfBlendedImage` and
+    :class:`~lightning_dfd.transforms.blended.BlendedImage`). The defaults are SBI's released settings;
+    :data:`BI_MASK_SETTINGS` holds Face X-ray's.
 
-    hull_types: tuple[str, ...]
-    elastic_strength: tuple[float, float]  # std of control offsets, fraction of the face size
-    elastic_grid: int
-    erode_probability: float  # else dilate
-    erode_kernel: tuple[int, int]
-    dilate_kernel: tuple[int, int] | None
-    blur_kernel: tuple[int, int]
-    blur_sigma: tuple[float, float]
-    blur_aspect: tuple[float, float]
-    blend_ratios: tuple[float, ...]
+    Sizes in pixels (kernels, sigmas, elastic alpha/sigma) are pixels of a ``reference_size`` image and scale with
+    the actual image (SBI and the released BI work on crops of about 256 px).
+
+    Args:
+        hull_types: mask hulls drawn uniformly (repeat a name to weight it); SBI uses its 81-point hull 3/4 of the
+            time and the 68-point hull 1/4 (``extended`` stands in for the 81 points).
+        elastic_alpha: SBI's elastic deformation (albumentations ``ElasticTransform(alpha=50, sigma=7)``): a
+            uniform(-1, 1) noise per pixel, blurred by a Gaussian of ``elastic_sigma``, times ``elastic_alpha``, is
+            the displacement of each pixel (about 1.16 px std, correlated over ~10 px: a fine boundary jitter).
+            Scaled by (image / reference_size)^2, so the field scales geometrically with the image. 0: off.
+        elastic_sigma: the Gaussian's sigma of the elastic field (7 in SBI), scaled linearly with the image.
+        grid_scale: Face X-ray's piecewise-affine deformation (imgaug ``PiecewiseAffine(scale=(0.01, 0.15))``): the
+            points of a ``grid_size`` x ``grid_size`` grid spanning the image move by N(0, (s * side)^2) with s
+            drawn uniformly from this range (side = width for x, height for y) and the displacement is
+            interpolated linearly between them. (0, 0): off.
+        grid_size: points per side of that grid (imgaug's default 4).
+        erode_probability: probability of an erosion (else a dilation with ``dilate_kernel``).
+        erode_kernel: erosion kernel range; SBI's first blur + threshold is an erosion by the blur's support.
+        dilate_kernel: dilation kernel range (None: always erode).
+        blur_kernel: Gaussian blur kernel range.
+        blur_sigma: Gaussian blur sigma range.
+        blur_aspect: per-axis random scale of the kernels (SBI's random mask resize before blurring).
+        blend_ratios: blending ratios r drawn uniformly; M is scaled by r.
+        reference_size: image side the pixel sizes refer to.
+    """
+
+    hull_types: tuple[str, ...] = ("extended", "extended", "extended", "face")
+    elastic_alpha: float = 50.0
+    elastic_sigma: float = 7.0
+    grid_scale: tuple[float, float] = (0.0, 0.0)
+    grid_size: int = 4
+    erode_probability: float = 1.0
+    erode_kernel: tuple[int, int] = (5, 25)
+    dilate_kernel: tuple[int, int] | None = None
+    blur_kernel: tuple[int, int] = (5, 25)
+    blur_sigma: tuple[float, float] = (5.0, 45.0)
+    blur_aspect: tuple[float, float] = (0.8, 1.25)
+    blend_ratios: tuple[float, ...] = SBI_BLEND_RATIOS
     reference_size: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("hull_types", "grid_scale", "erode_kernel", "dilate_kernel", "blur_kernel", "blur_sigma",
+                     "blur_aspect", "blend_ratios"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))  # YAML lists -> tuples (hashable, frozen)
+        _hulls(self.hull_types)
+        _ratios(self.blend_ratios)
+        for name in ("grid_scale", "erode_kernel", "dilate_kernel", "blur_kernel", "blur_sigma", "blur_aspect"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or value[0] > value[1] or value[0] < 0):
+                raise ValueError(f"mask setting {name} must be a (low, high) pair with 0 <= low <= high, got {value}")
+        for name in ("erode_kernel", "dilate_kernel", "blur_kernel"):
+            value = getattr(self, name)
+            if value is not None and value[0] < 1:
+                raise ValueError(f"mask setting {name} must hold kernel sizes >= 1, got {value}")
+        if self.elastic_alpha < 0 or self.elastic_sigma <= 0:
+            raise ValueError(f"mask settings elastic_alpha >= 0 and elastic_sigma > 0 required, got "
+                             f"{self.elastic_alpha} and {self.elastic_sigma}")
+        if self.grid_scale[1] > 1 or not 2 <= self.grid_size <= 16:
+            raise ValueError(f"mask settings grid_scale within [0, 1] and grid_size in 2..16 required, got "
+                             f"{self.grid_scale} and {self.grid_size}")
+        if not 0.0 <= self.erode_probability <= 1.0 or self.reference_size < 1:
+            raise ValueError(f"mask settings erode_probability in [0, 1] and reference_size >= 1 required, got "
+                             f"{self.erode_probability} and {self.reference_size}")
+
+
+#: Face X-ray's (BI) mask settings: 4 hull types, piecewise-affine deformation with scale 1-15 % of the image,
+#: erosion (kernel 1-21) or dilation (1-5) with equal odds, no blending ratio.
+BI_MASK_SETTINGS = MaskSettings(hull_types=("face", "extended", "inner", "halves"), elastic_alpha=0.0,
+                                grid_scale=(0.01, 0.15), grid_size=4, erode_probability=0.5, erode_kernel=(1, 21),
+                                dilate_kernel=(1, 5), blur_kernel=(5, 25), blur_sigma=(3.0, 15.0),
+                                blur_aspect=(0.8, 1.25), blend_ratios=(1.0,))
+
+
+def mask_settings(value: MaskSettings | Mapping[str, Any] | None, default: MaskSettings) -> MaskSettings:
+    """``value`` as :class:`MaskSettings`: None gives ``default``, a mapping overrides ``default``'s fields (so a
+    partial ``mask: {blur_sigma: [5, 45]}`` in ``pseudo_fake_args`` keeps the other defaults of the transform)."""
+    if value is None:
+        return default
+    if isinstance(value, MaskSettings):
+        return value
+    if isinstance(value, Mapping):
+        known = [f.name for f in fields(MaskSettings)]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"mask settings {unknown} unknown; MaskSettings has {known}")
+        return replace(default, **dict(value))
+    raise TypeError(f"mask must be MaskSettings, a mapping of its fields or None, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -164,26 +248,38 @@ class MaskRecipe:
     """One draw of :class:`MaskSettings`: everything random about a mask, in pixels of the actual image."""
 
     hull_type: str
-    control_offsets: np.ndarray  # (2, g, g) float32: dx, dy at the control points (pixels)
+    control_offsets: np.ndarray  # (2, g, g) float32: dx, dy at the grid points spanning the image (pixels)
     morph: Literal["erode", "dilate", "none"]
     morph_kernel: tuple[int, int]  # (kx, ky), odd
     blur_kernel: tuple[int, int]  # (kx, ky), odd
     blur_sigma: tuple[float, float]  # (sx, sy)
     blend_ratio: float
+    elastic_alpha: float = 0.0  # pixels (0: no elastic deformation)
+    elastic_sigma: float = 1.0  # pixels
+    elastic_seed: int = 0  # seed of the elastic noise field
 
 
 def draw_mask_recipe(settings: MaskSettings, image_shape: tuple[int, ...], size_of_face: float,
                      py_random: random.Random, random_generator: np.random.Generator) -> MaskRecipe:
-    """Draw every random choice of one blend mask (called from ``get_params_dependent_on_data``)."""
-    scale = min(image_shape[0], image_shape[1]) / settings.reference_size
+    """Draw every random choice of one blend mask (called from ``get_params_dependent_on_data``).
+
+    ``size_of_face`` is kept for callers; the deformations are relative to the image, as in SBI and Face X-ray.
+    """
+    height, width = image_shape[:2]
+    scale = min(height, width) / settings.reference_size
     aspect = (py_random.uniform(*settings.blur_aspect), py_random.uniform(*settings.blur_aspect))
     hull_type = settings.hull_types[py_random.randrange(len(settings.hull_types))]
 
-    strength = py_random.uniform(*settings.elastic_strength) * size_of_face
-    grid = settings.elastic_grid
-    offsets = random_generator.standard_normal((2, grid, grid)).astype(np.float32)
-    np.clip(offsets, -3.0, 3.0, out=offsets)
-    offsets *= strength
+    grid = settings.grid_size
+    offsets = np.zeros((2, grid, grid), np.float32)
+    if settings.grid_scale[1] > 0:
+        jitter = py_random.uniform(*settings.grid_scale)
+        offsets = random_generator.standard_normal((2, grid, grid)).astype(np.float32)
+        offsets[0] *= np.float32(jitter * width)
+        offsets[1] *= np.float32(jitter * height)
+    elastic_alpha = settings.elastic_alpha * scale * scale
+    elastic_sigma = settings.elastic_sigma * scale
+    elastic_seed = int(random_generator.integers(2 ** 63)) if elastic_alpha > 0 else 0
 
     if settings.dilate_kernel is None or py_random.random() < settings.erode_probability:
         morph, k = "erode", py_random.randint(*settings.erode_kernel)
@@ -198,7 +294,8 @@ def draw_mask_recipe(settings: MaskSettings, image_shape: tuple[int, ...], size_
     blur_kernel = (odd(kb * scale * aspect[0]), odd(kb * scale * aspect[1]))
     blur_sigma = (sigma * scale * aspect[0], sigma * scale * aspect[1])
     ratio = settings.blend_ratios[py_random.randrange(len(settings.blend_ratios))]
-    return MaskRecipe(hull_type, offsets, morph, morph_kernel, blur_kernel, blur_sigma, float(ratio))
+    return MaskRecipe(hull_type, offsets, morph, morph_kernel, blur_kernel, blur_sigma, float(ratio),
+                      float(elastic_alpha), float(elastic_sigma), elastic_seed)
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -225,47 +322,56 @@ def mask_roi(image_shape: tuple[int, ...], box: Box, recipe: MaskRecipe, reach: 
     return (max(bx0 - pad_x, 0), max(by0 - pad_y, 0), min(bx1 + pad_x, width), min(by1 + pad_y, height))
 
 
-def cubic_weights(size_out: int, size_in: int) -> np.ndarray:
-    """(size_out, size_in) matrix of bicubic (Keys, a = -0.75) resampling weights, pixel centres aligned and
-    edge samples replicated: ``W @ v`` upsamples ``v`` like ``cv2.resize(..., INTER_CUBIC)``."""
-    a = -0.75
-    source = (np.arange(size_out, dtype=np.float64) + 0.5) * (size_in / size_out) - 0.5
-    base = np.floor(source)
-    t = source - base
-    taps = [((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
-            ((a + 2) * t - (a + 3)) * t * t + 1,
-            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1]
-    taps.append(1.0 - taps[0] - taps[1] - taps[2])
+def linear_weights(size_out: int, size_in: int) -> np.ndarray:
+    """(size_out, size_in) piecewise-linear interpolation weights from ``size_in`` grid points spread evenly from
+    the first to the last pixel: ``W @ v`` is the grid values ``v`` interpolated linearly to every pixel."""
+    position = np.arange(size_out, dtype=np.float64) * ((size_in - 1) / max(size_out - 1, 1))
+    base = np.minimum(np.floor(position).astype(int), size_in - 2)
+    t = position - base
     weights = np.zeros((size_out, size_in), np.float64)
     rows = np.arange(size_out)
-    for offset, tap in zip((-1, 0, 1, 2), taps):  # 4 taps, each vectorised over all output pixels
-        np.add.at(weights, (rows, np.clip(base.astype(int) + offset, 0, size_in - 1)), tap)
+    weights[rows, base] = 1.0 - t
+    weights[rows, base + 1] += t
     return weights.astype(np.float32)
 
 
-def box_fields(control_offsets: np.ndarray, box: Box) -> list[np.ndarray]:
-    """Control offsets bicubically upsampled to the hull box: [dx, dy], each float32 (box h, box w)."""
-    bw, bh = box[2] - box[0], box[3] - box[1]
+def grid_fields(control_offsets: np.ndarray, image_shape: tuple[int, ...], roi: Box) -> list[np.ndarray]:
+    """The grid displacement (control offsets interpolated over the whole image) on the ROI: [dx, dy]."""
+    height, width = image_shape[:2]
+    rx0, ry0, rx1, ry1 = roi
     g_y, g_x = control_offsets.shape[1:]
-    w_y, w_x = cubic_weights(bh, g_y), cubic_weights(bw, g_x)
+    w_y = linear_weights(height, g_y)[ry0:ry1]
+    w_x = linear_weights(width, g_x)[rx0:rx1]
     return [w_y @ channel @ w_x.T for channel in control_offsets]
 
 
-def roi_fields(fields: list[np.ndarray], box: Box, roi: Box) -> list[np.ndarray]:
-    """The box fields on the ROI, extended outside the box by their edge values (replicate)."""
-    bx0, by0, bx1, by1 = box
+ELASTIC_CAP_STD = 6.0  # elastic displacements are clipped at 6 std (never reached in practice: p ~ 2e-9 a pixel)
+
+
+def elastic_std(alpha: float, sigma: float) -> float:
+    """Standard deviation of ``alpha * (G_sigma * U(-1, 1))`` per axis: alpha * sqrt(1/3 * 1 / (4 pi sigma^2))
+    (the variance 1/3 of the uniform noise times the sum of the squared weights of a 2-D Gaussian)."""
+    return alpha / (2.0 * math.sqrt(3.0 * math.pi) * sigma)
+
+
+def elastic_reach(alpha: float, sigma: float) -> int:
+    """Largest displacement (pixels, rounded up) of the clipped elastic field."""
+    return math.ceil(ELASTIC_CAP_STD * elastic_std(alpha, sigma)) + 1
+
+
+def elastic_fields(alpha: float, sigma: float, seed: int, roi: Box) -> list[np.ndarray]:
+    """SBI's elastic displacement on the ROI: uniform(-1, 1) noise blurred by a Gaussian of ``sigma``, times
+    ``alpha``, clipped to :func:`elastic_reach`; [dx, dy], float32 (ROI h, ROI w)."""
     rx0, ry0, rx1, ry1 = roi
-    cx0, cy0 = max(rx0, bx0) - bx0, max(ry0, by0) - by0
-    cx1, cy1 = min(rx1, bx1) - bx0, min(ry1, by1) - by0
+    pad = math.ceil(4.0 * sigma)  # the blur's support: the noise around the ROI feeds its edge pixels
+    shape = (ry1 - ry0 + 2 * pad, rx1 - rx0 + 2 * pad)
+    noise = np.random.default_rng(seed).uniform(-1.0, 1.0, (2, *shape)).astype(np.float32)
+    cap = float(elastic_reach(alpha, sigma) - 1)
     out = []
-    for field in fields:
-        if cx1 <= cx0 or cy1 <= cy0:  # the box misses the image entirely
-            out.append(np.zeros((ry1 - ry0, rx1 - rx0), np.float32))
-            continue
-        field = field[cy0:cy1, cx0:cx1]
-        top, left = max(by0 - ry0, 0), max(bx0 - rx0, 0)
-        bottom, right = (ry1 - ry0) - top - field.shape[0], (rx1 - rx0) - left - field.shape[1]
-        out.append(cv2.copyMakeBorder(field, top, bottom, left, right, cv2.BORDER_REPLICATE))
+    for channel in noise:
+        field = cv2.GaussianBlur(channel, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+        field = field[pad:pad + ry1 - ry0, pad:pad + rx1 - rx0] * np.float32(alpha)
+        out.append(np.clip(field, -cap, cap))
     return out
 
 
@@ -273,12 +379,16 @@ def render_blend_mask(image_shape: tuple[int, ...], polygons: Sequence[np.ndarra
                       recipe: MaskRecipe) -> tuple[np.ndarray, Box]:
     """Deformed, eroded/dilated, blurred hull mask on its ROI: (float32 (h, w) in [0, ratio], roi).
 
-    The deformation samples ``mask(x + d(x))`` (``cv2.remap``) with ``d`` the upsampled control offsets.
-    If erosion leaves nothing (tiny face, big kernel) the un-eroded deformed hull is kept.
+    The deformation samples ``mask(x + d(x))`` (``cv2.remap``, then threshold at 1/2) with ``d`` the sum of the
+    grid displacement (BI) and the elastic displacement (SBI). If erosion leaves nothing (tiny face, big kernel)
+    the un-eroded deformed hull is kept.
     """
     box = polygons_box(polygons)
-    fields = box_fields(recipe.control_offsets, box) if np.any(recipe.control_offsets) else []
-    reach = math.ceil(max((float(np.abs(f).max()) for f in fields), default=0.0)) + 1
+    use_grid = bool(np.any(recipe.control_offsets))
+    use_elastic = recipe.elastic_alpha > 0
+    reach = math.ceil(float(np.abs(recipe.control_offsets).max())) + 1 if use_grid else 0
+    if use_elastic:
+        reach += elastic_reach(recipe.elastic_alpha, recipe.elastic_sigma)
     roi = mask_roi(image_shape, box, recipe, reach)
     rx0, ry0, rx1, ry1 = roi
     rw, rh = rx1 - rx0, ry1 - ry0
@@ -290,10 +400,17 @@ def render_blend_mask(image_shape: tuple[int, ...], polygons: Sequence[np.ndarra
         vertices = np.round((polygon - origin) * 16.0).astype(np.int32)
         cv2.fillConvexPoly(binary, vertices, 255, lineType=cv2.LINE_8, shift=4)
 
-    if fields:
-        map_x, map_y = roi_fields(fields, box, roi)
-        map_x += np.arange(rw, dtype=np.float32)[None, :]
-        map_y += np.arange(rh, dtype=np.float32)[:, None]
+    if use_grid or use_elastic:
+        map_x = np.broadcast_to(np.arange(rw, dtype=np.float32)[None, :], (rh, rw)).copy()
+        map_y = np.broadcast_to(np.arange(rh, dtype=np.float32)[:, None], (rh, rw)).copy()
+        if use_grid:
+            dx, dy = grid_fields(recipe.control_offsets, image_shape, roi)
+            map_x += dx
+            map_y += dy
+        if use_elastic:
+            dx, dy = elastic_fields(recipe.elastic_alpha, recipe.elastic_sigma, recipe.elastic_seed, roi)
+            map_x += dx
+            map_y += dy
         binary = cv2.remap(binary, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         cv2.threshold(binary, 127, 255, cv2.THRESH_BINARY, dst=binary)
 

@@ -6,8 +6,10 @@ and I_B (target) are two copies of I:
 * source-target generator: one copy, drawn at random, gets colour (RGB shift, brightness/contrast, optional HSV
   shift) and frequency (nearest down- then linear up-sampling, or sharpening) augmentations; the source is then
   resized and translated (independent x/y scale, small shift) so the blended face is slightly misaligned;
-* mask generator (:mod:`lightning_dfd.transforms.masks`): landmark hull warped with the source's affine,
-  elastic deformation, erosion, random anisotropic Gaussian blur, random blending ratio.
+* mask generator (:mod:`lightning_dfd.transforms.masks`, settings :class:`~lightning_dfd.transforms.masks.
+  MaskSettings`): landmark hull warped with the source's affine, SBI's elastic jitter (albumentations
+  ``ElasticTransform(alpha=50, sigma=7)`` statistics), erosion, random anisotropic Gaussian blur, random blending
+  ratio.
 
 Outputs: ``image`` (the pseudo-fake, uint8), ``mask`` (M, float32 (H, W) in [0, 1]), ``label = 1``,
 ``background`` (I_B: the real crop the fake was made from, augmented exactly as the fake's background, so real and
@@ -39,27 +41,25 @@ from albumentations.core.transforms_interface import BaseTransformInitSchema
 from pydantic import Field
 from torch.utils.data import default_collate
 
+from lightning_dfd.batch import IMAGE, LABEL, LANDMARKS, MASK, REAL, VIDEO_ID
 from lightning_dfd.transforms.masks import (
-    BlendRatios,
+    SBI_BLEND_RATIOS,
     Box,
     FloatRange,
-    HullTypes,
-    KernelRange,
     MaskRecipe,
     MaskSettings,
     check_landmarks,
     draw_mask_recipe,
     face_size,
     hull_polygons,
+    mask_settings,
     paste,
     render_blend_mask,
     transform_points,
 )
 
-__all__ = ["PseudoFakePair", "SelfBlendedImage", "SourceTargetParams", "augment_copy", "blend", "blend_uint8",
+__all__ = ["SBI_BLEND_RATIOS", "PseudoFakePair", "SelfBlendedImage", "SourceTargetParams", "augment_copy", "blend", "blend_uint8",
            "collate_pairs", "source_affine", "source_region", "warp_patch"]
-
-SBI_BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 
 
 def blend(foreground: np.ndarray, background: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -229,15 +229,8 @@ class SelfBlendedImage(_BlendTransform):
         sharpen_lightness: sharpen lightness range.
         scale_range: independent x and y scale of the source.
         translate_fraction: maximum source shift as (x, y) fractions of the image width and height.
-        hull_types: mask hulls drawn uniformly (repeat a name to weight it); SBI uses an 81-point hull 3/4 of the
-            time and the 68-point hull 1/4.
-        elastic_strength: range of the elastic control offsets' std, fraction of the face size.
-        elastic_grid: control grid size of the elastic deformation.
-        erode_kernel: erosion kernel range (pixels at 256 px); SBI's first blur + threshold.
-        blur_kernel: Gaussian blur kernel range (pixels at 256 px).
-        blur_sigma: Gaussian blur sigma range (pixels at 256 px).
-        blur_aspect: per-axis random scale of the kernels (SBI's random mask resize).
-        blend_ratios: blending ratios r drawn uniformly; M is scaled by r.
+        mask: the mask generator's settings (:class:`~lightning_dfd.transforms.masks.MaskSettings`, whose
+            defaults are SBI's); a mapping overrides single fields, e.g. ``{elastic_alpha: 0}``.
         p: probability of producing a pseudo-fake (else the input passes unchanged with label 0).
     """
 
@@ -255,14 +248,7 @@ class SelfBlendedImage(_BlendTransform):
         sharpen_lightness: FloatRange
         scale_range: FloatRange
         translate_fraction: tuple[Annotated[float, Field(ge=0, le=0.5)], Annotated[float, Field(ge=0, le=0.5)]]
-        hull_types: HullTypes
-        elastic_strength: FloatRange
-        elastic_grid: int = Field(ge=2, le=16)
-        erode_kernel: KernelRange
-        blur_kernel: KernelRange
-        blur_sigma: FloatRange
-        blur_aspect: FloatRange
-        blend_ratios: BlendRatios
+        mask: Any  # MaskSettings, a mapping of its fields or None: validated by masks.mask_settings
 
     def __init__(
         self,
@@ -278,14 +264,7 @@ class SelfBlendedImage(_BlendTransform):
         sharpen_lightness: tuple[float, float] = (0.5, 1.0),
         scale_range: tuple[float, float] = (0.95, 1 / 0.95),
         translate_fraction: tuple[float, float] = (0.03, 0.015),
-        hull_types: tuple[str, ...] = ("extended", "extended", "extended", "face"),
-        elastic_strength: tuple[float, float] = (0.0, 0.02),
-        elastic_grid: int = 4,
-        erode_kernel: tuple[int, int] = (5, 25),
-        blur_kernel: tuple[int, int] = (5, 25),
-        blur_sigma: tuple[float, float] = (5.0, 45.0),
-        blur_aspect: tuple[float, float] = (0.8, 1.25),
-        blend_ratios: tuple[float, ...] = SBI_BLEND_RATIOS,
+        mask: MaskSettings | dict[str, Any] | None = None,
         p: float = 1.0,
     ):
         super().__init__(p=p)
@@ -301,25 +280,12 @@ class SelfBlendedImage(_BlendTransform):
         self.sharpen_lightness = tuple(sharpen_lightness)
         self.scale_range = tuple(scale_range)
         self.translate_fraction = tuple(translate_fraction)
-        self.hull_types = tuple(hull_types)
-        self.elastic_strength = tuple(elastic_strength)
-        self.elastic_grid = elastic_grid
-        self.erode_kernel = tuple(erode_kernel)
-        self.blur_kernel = tuple(blur_kernel)
-        self.blur_sigma = tuple(blur_sigma)
-        self.blur_aspect = tuple(blur_aspect)
-        self.blend_ratios = tuple(blend_ratios)
-        self.mask_settings = MaskSettings(
-            hull_types=self.hull_types, elastic_strength=self.elastic_strength, elastic_grid=elastic_grid,
-            erode_probability=1.0, erode_kernel=self.erode_kernel, dilate_kernel=None,
-            blur_kernel=self.blur_kernel, blur_sigma=self.blur_sigma, blur_aspect=self.blur_aspect,
-            blend_ratios=self.blend_ratios)
+        self.mask_settings = mask_settings(mask, MaskSettings())
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("source_probability", "rgb_shift_limit", "rgb_shift_probability", "brightness_limit",
                 "contrast_limit", "hsv_shift_limit", "frequency_probability", "downscale_factors", "sharpen_alpha",
-                "sharpen_lightness", "scale_range", "translate_fraction", "hull_types", "elastic_strength",
-                "elastic_grid", "erode_kernel", "blur_kernel", "blur_sigma", "blur_aspect", "blend_ratios")
+                "sharpen_lightness", "scale_range", "translate_fraction")
 
     def draw_source_target(self) -> SourceTargetParams:
         """Random draws of the source-target generator (from ``self.py_random``)."""
@@ -409,7 +375,7 @@ class PseudoFakePair:
     """
 
     def __init__(self, blend: A.DualTransform, shared: A.Compose | None = None,
-                 targets: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None, identity_key: str = "video_id"):
+                 targets: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None, identity_key: str = VIDEO_ID):
         self.blend = blend
         self.shared = shared
         if shared is not None:
@@ -418,12 +384,12 @@ class PseudoFakePair:
         self.identity_key = identity_key
 
     def __call__(self, sample: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        if "image" not in sample or "landmarks" not in sample:
-            raise ValueError("PseudoFakePair needs sample['image'] and sample['landmarks'] (68 x 2); the manifest "
-                             "must carry landmarks (preprocess with a landmark backend).")
-        landmarks = check_landmarks(sample["landmarks"], "sample['landmarks']")
+        if IMAGE not in sample or LANDMARKS not in sample:
+            raise ValueError(f"PseudoFakePair needs sample['{IMAGE}'] and sample['{LANDMARKS}'] (68 x 2); the "
+                             f"manifest must carry landmarks (preprocess with a landmark backend).")
+        landmarks = check_landmarks(sample[LANDMARKS], f"sample['{LANDMARKS}']")
         extra = {"identity": sample[self.identity_key]} if self.identity_key in sample else {}
-        made = self.blend(image=sample["image"], keypoints=landmarks, **extra)
+        made = self.blend(image=sample[IMAGE], keypoints=landmarks, **extra)
         real_image, fake_image = made["background"], made["image"]
         real_mask, fake_mask = np.zeros(real_image.shape[:2], np.float32), made["mask"]
         if self.shared is not None:
@@ -435,9 +401,9 @@ class PseudoFakePair:
             real_mask, fake_mask = out["mask"], out["fake_mask"]
             landmarks = np.asarray(out.get("keypoints", landmarks), np.float32)
         real_mask, fake_mask = real_mask[None], fake_mask[None]  # (1, H, W), the sample-dict contract
-        base = {k: v for k, v in sample.items() if k not in ("image", "landmarks", "mask", "label")}
-        real = {**base, "image": real_image, "mask": real_mask, "label": 0, "landmarks": landmarks}
-        fake = {**base, "image": fake_image, "mask": fake_mask, "label": made["label"], "landmarks": landmarks}
+        base = {k: v for k, v in sample.items() if k not in (IMAGE, LANDMARKS, MASK, LABEL)}
+        real = {**base, IMAGE: real_image, MASK: real_mask, LABEL: REAL, LANDMARKS: landmarks}
+        fake = {**base, IMAGE: fake_image, MASK: fake_mask, LABEL: made["label"], LANDMARKS: landmarks}
         if self.targets is not None:
             real, fake = self.targets(real), self.targets(fake)
         return real, fake
