@@ -381,11 +381,13 @@ def keep_csv_history(trainer: Any, global_step: int) -> None:
         writer.metrics_keys = sorted(header)
 
 
-def wandb_unreachable(timeout: float = WANDB_PROBE_TIMEOUT_S) -> str | None:
+def wandb_unreachable(timeout: float | None = None) -> str | None:
     """Why W&B cannot be reached (a TCP connect to its host within ``timeout`` s, DNS included), or None if it can.
 
-    The connect runs in a daemon thread so a resolver that hangs cannot block the run.
+    The connect runs in a daemon thread so a resolver that hangs cannot block the run. ``timeout`` defaults to
+    :data:`WANDB_PROBE_TIMEOUT_S`.
     """
+    timeout = WANDB_PROBE_TIMEOUT_S if timeout is None else timeout
     url = urlparse(os.environ.get("WANDB_BASE_URL") or WANDB_DEFAULT_URL)
     host = url.hostname or "api.wandb.ai"
     port = url.port or (80 if url.scheme == "http" else 443)
