@@ -7,6 +7,7 @@ it needs no model, DataModule or trainer, so it runs without importing Lightning
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Sequence
 
 #: name -> "module:function" of the extra subcommands (imported lazily, so `fit` does not import video codecs).
@@ -17,12 +18,28 @@ EXTRA_COMMANDS: dict[str, str] = {
     "slurm": "lightning_dfd.cluster.slurm:slurm",
     "sweep": "lightning_dfd.cluster.sweep:sweep",
     "demo": "lightning_dfd.demo:demo",
+    "weights": "lightning_dfd.weights:COMMANDS",
+}
+
+#: one line per extra subcommand for ``python -m lightning_dfd --help`` (answered without importing the commands).
+COMMAND_SUMMARIES: dict[str, str] = {
+    "synth": "write a synthetic twin of a dataset in its official layout",
+    "preprocess": "raw dataset or videos -> face crops + landmarks + manifest (resumable)",
+    "preview-transforms": "PNG grid of what a training config feeds the model",
+    "slurm": "submit a config to SLURM",
+    "sweep": "run a hyperparameter sweep offline",
+    "demo": "synth + preprocess + fit + test on CPU in a few minutes",
+    "weights": "fetch / list pretrained backbone weights (fetch is the one command that uses the network)",
 }
 
 
 #: per-command renames of command-line options: jsonargparse reserves ``--config`` for its own config files, but
 #: ``preview-transforms --config X`` names a *training* config, as ``fit --config X`` does.
 OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"}}
+
+#: (command, its sub-subcommand) -> the list option that collects bare words: ``weights fetch a b`` means
+#: ``weights fetch --names [a,b]`` (jsonargparse's positional lists take one ``[a,b]`` token).
+LIST_ARGUMENTS: dict[tuple[str, str], str] = {("weights", "fetch"): "--names"}
 
 
 def load_command(name: str) -> Callable:
@@ -37,12 +54,39 @@ def load_command(name: str) -> Callable:
     return getattr(module, attr)
 
 
+def collect_list_argument(name: str, args: Sequence[str]) -> list[str]:
+    """Turn the bare words after ``name``'s sub-subcommand into its list option (see :data:`LIST_ARGUMENTS`)."""
+    args = list(args)
+    option = LIST_ARGUMENTS.get((name, args[0])) if args else None
+    if option is None:
+        return args
+    kept, words = [args[0]], []
+    for index, arg in enumerate(args[1:], start=1):
+        previous = args[index - 1]
+        takes_value = previous.startswith("--") and "=" not in previous and index > 1
+        if arg.startswith("-") or takes_value:
+            kept.append(arg)
+        else:
+            words.append(arg)
+    return kept + ([f"{option}=[{','.join(words)}]"] if words else [])
+
+
 def run_extra_command(name: str, args: Sequence[str]):
+    """Run an extra subcommand; a user error (bad input, named with its fix) is printed as one line, exit status 1."""
     from jsonargparse import auto_cli
+
+    from lightning_dfd.errors import debug_enabled, find_user_error, one_line
 
     aliases = OPTION_ALIASES.get(name, {})
     renamed = []
     for arg in args:
         option, sep, value = arg.partition("=")
         renamed.append(aliases.get(option, option) + sep + value if option in aliases else arg)
-    return auto_cli(load_command(name), args=renamed, as_positional=False)
+    try:
+        return auto_cli(load_command(name), args=collect_list_argument(name, renamed), as_positional=False)
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None or debug_enabled():
+            raise
+        sys.stderr.write(one_line(user_error) + "\n")
+        raise SystemExit(1) from None

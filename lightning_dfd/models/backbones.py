@@ -1,10 +1,11 @@
 """timm backbones, created offline-safe.
 
 ``pretrained`` is ``False`` (random init, the offline default), ``True`` (timm's weights: used from the local
-Hugging Face / torch-hub cache; downloaded only when ``LIGHTNING_DFD_ALLOW_DOWNLOAD=1``, e.g. on a cluster with
-internet) or a path to a local weights file (``.pth``/``.safetensors``, passed to timm through
-``pretrained_cfg_overlay=dict(file=...)``). A request that cannot be met raises :class:`PretrainedWeightsError`
-before any training starts, naming the fix.
+Hugging Face / torch-hub cache, which ``python -m lightning_dfd weights fetch NAME`` fills on a machine with internet;
+downloaded at run time only when ``LIGHTNING_DFD_ALLOW_DOWNLOAD=1``) or a path to a local weights file
+(``.pth``/``.safetensors``, passed to timm through ``pretrained_cfg_overlay=dict(file=...)``). A request that cannot
+be met raises :class:`PretrainedWeightsError` before any training starts, naming the fix. timm is imported when a model is built, not with this module, so the
+CLI's ``--help`` does not pay for it.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from torch import nn
+
+from lightning_dfd.errors import UserError
 
 ALLOW_DOWNLOAD_ENV = "LIGHTNING_DFD_ALLOW_DOWNLOAD"
 
 
-class PretrainedWeightsError(RuntimeError):
-    """Pretrained weights were requested but cannot be had offline."""
+class PretrainedWeightsError(UserError, RuntimeError):
+    """Pretrained weights were requested but cannot be had offline (printed by the CLI as one line)."""
 
 
 def _cached_weights(name: str) -> str | None:
     """Path of timm's pretrained weights for ``name`` if already in a local cache, else None."""
+    import timm
+
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
         return None
@@ -65,14 +69,17 @@ def pretrained_kwargs(name: str, pretrained: bool | str) -> dict[str, Any]:
         return {"pretrained": True}
     raise PretrainedWeightsError(
         f"pretrained weights for timm model '{name}' are not available offline (nothing in the local Hugging Face "
-        f"or torch-hub cache). Fix: set `pretrained: false`, or `pretrained: /path/to/{name}.safetensors` (a local "
-        f"weights file), or export {ALLOW_DOWNLOAD_ENV}=1 on a machine with internet access."
+        f"or torch-hub cache). Fix: run `python -m lightning_dfd weights fetch {name}` on a machine with internet "
+        f"(same cache), or set `pretrained: false`, or `pretrained: /path/to/{name}.safetensors` (a local weights "
+        f"file)."
     )
 
 
 def create_classifier(name: str, pretrained: bool | str = False, num_classes: int = 1, in_chans: int = 3,
                       **kwargs: Any) -> nn.Module:
     """A timm classification model with ``num_classes`` outputs (offline-safe ``pretrained``)."""
+    import timm
+
     return timm.create_model(name, num_classes=num_classes, in_chans=in_chans, **pretrained_kwargs(name, pretrained),
                              **kwargs)
 
@@ -113,6 +120,8 @@ def create_backbone(name: str, pretrained: bool | str = False, out_indices: tupl
 
     With ``head_features`` the model is a :class:`HeadFeatures` (full model: stage maps plus the head output last).
     """
+    import timm
+
     if head_features:
         model = timm.create_model(name, num_classes=0, global_pool="", in_chans=in_chans,
                                   **pretrained_kwargs(name, pretrained), **kwargs)
