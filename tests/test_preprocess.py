@@ -241,3 +241,123 @@ def test_ffpp_twin_end_to_end(tmp_path):
         scale = SIZE / (right - left)
         back = (np.asarray(row.landmarks).reshape(68, 2) + 0.5) / scale - 0.5 + [left, top]
         assert np.allclose(back, truth, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------ content-keyed resume
+def _copy_raw(raw: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(raw, dest)
+    return dest
+
+
+def test_a_video_replaced_under_the_same_name_is_redone_and_others_are_kept(raw, tmp_path):
+    root = _copy_raw(raw, tmp_path / "raw")
+    first = run(root, tmp_path / "out")
+    kept_part = part_path(tmp_path / "out", "real/clip0")
+    kept_mtime = kept_part.stat().st_mtime_ns
+    old_paths = set(first.path[first.video_id == "real/clip1"])
+    # another video (6 frames, the face elsewhere) under the old name: other frame indices, other crops
+    write_face_video(root / "real" / "clip1.mp4", [(60 - 2 * t, 50) for t in range(6)])
+    again = run(root, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["processed_this_run"], summary["redone_source_changed"], summary["skipped_already_done"]) == (
+        1, 1, 5)
+    assert kept_part.stat().st_mtime_ns == kept_mtime  # untouched videos are skipped
+    # the result is that of a fresh run on the new content, and no crop of the old video is left behind
+    fresh = run(root, tmp_path / "fresh")
+    pd.testing.assert_frame_equal(again, fresh)
+    assert crop_bytes(tmp_path / "out") == crop_bytes(tmp_path / "fresh")
+    new_paths = set(again.path[again.video_id == "real/clip1"])
+    assert new_paths != old_paths and again[again.video_id == "real/clip1"].frame_index.tolist() == [0, 2, 3, 5]
+
+
+def test_content_change_with_same_size_and_mtime_is_seen_and_touch_alone_is_not(raw, tmp_path):
+    import os
+
+    root = _copy_raw(raw, tmp_path / "raw")
+    run(root, tmp_path / "out")
+    video = root / "fake" / "clip2.mp4"
+    part = part_path(tmp_path / "out", "fake/clip2")
+    # touch: new mtime, same bytes -> still done (the whole-file digest settles it)
+    stat = video.stat()
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    mtime = part.stat().st_mtime_ns
+    run(root, tmp_path / "out")
+    assert part.stat().st_mtime_ns == mtime
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["processed_this_run"] == 0
+    # the same size and mtime but other bytes (the sidecar landmarks shifted by one pixel): redone
+    sidecar = root / "fake" / "clip2.landmarks.npy"
+    stat = sidecar.stat()
+    np.save(sidecar, np.load(sidecar) + 1.0)
+    os.utime(sidecar, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert sidecar.stat().st_size == stat.st_size
+    manifest = run(root, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["redone_source_changed"] == 1
+    fresh = run(root, tmp_path / "fresh")
+    pd.testing.assert_frame_equal(manifest, fresh)
+
+
+def test_a_part_without_content_key_is_redone(raw, tmp_path):
+    """Parts written before content keys (or damaged) cannot vouch for their source: the video is redone."""
+    import pyarrow.parquet as pq
+
+    run(raw, tmp_path / "out", limit=1)
+    part = part_path(tmp_path / "out", "fake/clip2")
+    pq.write_table(pq.read_table(part).replace_schema_metadata(None), part)
+    run(raw, tmp_path / "out", limit=1)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["redone_source_changed"] == 1
+
+
+# --------------------------------------------------------------------------------------------- signals
+STOPPABLE_RUN = """
+import sys, time
+import lightning_dfd.data.preprocess as pp
+crop_video = pp.crop_video
+def slow_crop_video(*args, **kwargs):
+    time.sleep(0.3)  # slow enough that the signal arrives mid-run
+    return crop_video(*args, **kwargs)
+pp.crop_video = slow_crop_video
+pp.preprocess("folder", sys.argv[1], sys.argv[2], frames=4, size=64, backend="sidecar", progress=False)
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(15, 143), (2, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_cleanly_and_prints_how_to_resume(raw, tmp_path, signum, code):
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import time
+
+    from lightning_dfd.commands import run_extra_command
+
+    root = _copy_raw(raw, tmp_path / "raw")
+    for k in range(6):  # 12 videos in all
+        write_face_video(root / "real" / f"more{k}.mp4", [(44 + t, 46) for t in range(4)])
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    process = subprocess.Popen([sys.executable, "-c", STOPPABLE_RUN, str(root), str(out)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "parts").is_dir() or len(list((out / "parts").glob("*.parquet"))) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    finished = len(list((out / "parts").glob("*.parquet")))
+    assert 2 <= finished < 12 and not (out / "manifest.parquet").exists()
+    assert f"{finished} of 12 videos finished" in stderr and str(out) in stderr, stderr
+    command = shlex.split(stderr.strip().splitlines()[-1])
+    assert command[:4] == ["python", "-m", "lightning_dfd", "preprocess"], command
+    # every finished part is a valid, complete parquet file; the printed command resumes to the full result
+    import pyarrow.parquet as pq
+
+    for part in (out / "parts").glob("*.parquet"):
+        assert pq.read_table(part).num_rows > 0
+    manifest = read_manifest(run_extra_command("preprocess", command[4:]))
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["processed_this_run"], summary["skipped_already_done"]) == (12 - finished, finished)
+    pd.testing.assert_frame_equal(manifest, run(root, tmp_path / "fresh"))
+    assert crop_bytes(out) == crop_bytes(tmp_path / "fresh")

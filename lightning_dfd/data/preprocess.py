@@ -2,8 +2,20 @@
 
 For each video: decode N evenly spaced frames (or all), take the largest face, its 68 landmarks, crop a square
 with a margin, save ``out/crops/<video_id>/<frame:06d>.<png|jpg>``; one manifest row per crop. Each finished
-video leaves ``out/parts/<hash>.parquet`` (written atomically), so a rerun skips it and a killed run, restarted,
-ends with the same ``out/manifest.parquet`` as an uninterrupted one. Failures become rows, never exceptions:
+video leaves ``out/parts/<hash>.parquet`` (written atomically, after its crops), so a rerun skips it and a killed
+run, restarted, ends with the same ``out/manifest.parquet`` as an uninterrupted one.
+
+Finished work is keyed on the *content* of the source files, not only their path: each part file records, per
+source file (the video, CASIA-SURF's depth/IR images, the ``sidecar`` backend's landmark file), its size, its
+mtime and two BLAKE2b-128 digests, one of ``size + first MiB + last MiB`` (the "edge" digest, the whole file when
+it is at most 2 MiB) and one of the whole file. On a rerun a finished video is kept when size and edge digest
+match and, if the mtime changed too (a ``touch``, a copy without ``-p``), the whole-file digest matches; any
+other change redoes the video: its part file is removed first, then its old crops, then it is processed again.
+(The edge digest makes the usual check cheap, 2 MiB read per video, and catches a re-encode or a different video,
+whose container header and tail differ; the whole-file digest settles the rare same-size, new-mtime case.)
+
+SIGTERM or Ctrl-C stops cleanly: finished videos stay valid, the count of finished videos and the command that
+resumes are printed, and the process exits with 128 + the signal number (143 / 130). Failures become rows, never exceptions:
 ``corrupt`` / ``unreadable`` videos and ``no_face_video`` (one row each, ``frame_index = -1``), and ``no_face``
 frames (one row per frame), each with a ``reason``. CASIA-SURF images are already face crops: they are copied
 (or resized) with their depth and IR images.
@@ -11,13 +23,19 @@ frames (one row per frame), each with a ``reason``. CASIA-SURF images are alread
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
+import shlex
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lightning_dfd.data.faces import LandmarkBackend, build_backend, crop_face, largest_face
+from lightning_dfd.data.faces import LandmarkBackend, build_backend, crop_face, largest_face, sidecar_path
 from lightning_dfd.data.layouts import VideoRecord, index_dataset
 from lightning_dfd.data.manifest import MANIFEST_NAME, write_manifest
 from lightning_dfd.data.video import VideoDecodeError, check_file, iter_frames
@@ -47,6 +65,9 @@ PART_SCHEMA = pa.schema([
     ("extra_paths", pa.string()),
 ])
 ALREADY_CROPPED = frozenset({"casia_surf"})
+#: part-file metadata key holding the fingerprints of the sources the part was made from
+SOURCES_KEY = b"lightning_dfd.sources"
+EDGE_BYTES = 1 << 20  # the edge digest reads the first and the last MiB
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,98 @@ class CropSettings:
 
 def part_path(out: Path, video_id: str) -> Path:
     return out / "parts" / (hashlib.sha1(video_id.encode()).hexdigest()[:20] + ".parquet")
+
+
+# ------------------------------------------------------------------------------------------- content keys
+def edge_digest(path: Path, size: int) -> str:
+    """BLAKE2b-128 of ``size`` (8 bytes) + the first and the last MiB of ``path`` (the whole file up to 2 MiB)."""
+    digest = hashlib.blake2b(int(size).to_bytes(8, "little"), digest_size=16)
+    with open(path, "rb") as handle:
+        if size <= 2 * EDGE_BYTES:
+            digest.update(handle.read())
+        else:
+            digest.update(handle.read(EDGE_BYTES))
+            handle.seek(size - EDGE_BYTES)
+            digest.update(handle.read(EDGE_BYTES))
+    return digest.hexdigest()
+
+
+def full_digest(path: Path, chunk: int = 4 << 20) -> str:
+    """BLAKE2b-128 of the whole file."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    """``{size, mtime_ns, edge, full}`` of a file, ``{"missing": True}`` when it cannot be read."""
+    try:
+        stat = path.stat()
+        return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "edge": edge_digest(path, stat.st_size),
+                "full": full_digest(path)}
+    except OSError:
+        return {"missing": True}
+
+
+def same_content(recorded: dict[str, Any], path: Path) -> bool:
+    """Whether ``path`` still holds what ``recorded`` (a :func:`file_fingerprint`) describes (see module doc)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return bool(recorded.get("missing"))
+    if recorded.get("missing") or stat.st_size != recorded.get("size"):
+        return False
+    try:
+        if edge_digest(path, stat.st_size) != recorded.get("edge"):
+            return False
+        return stat.st_mtime_ns == recorded.get("mtime_ns") or full_digest(path) == recorded.get("full")
+    except OSError:
+        return False
+
+
+def source_files(record: VideoRecord, root: Path, settings: CropSettings) -> dict[str, Path]:
+    """Every file a record's crops are made from, by path relative to ``root``."""
+    names = [record.source, *record.extra_paths.values()]
+    files = {name: root / name for name in names}
+    if settings.backend == "sidecar" and not settings.already_cropped:
+        sidecar = sidecar_path(root / record.source)
+        files[sidecar.relative_to(root).as_posix()] = sidecar
+    return files
+
+
+def source_fingerprints(record: VideoRecord, root: Path, settings: CropSettings) -> dict[str, dict[str, Any]]:
+    return {name: file_fingerprint(path) for name, path in sorted(source_files(record, root, settings).items())}
+
+
+def finished_state(record: VideoRecord, root: Path, out: Path, settings: CropSettings) -> str:
+    """``done`` (part file present, sources unchanged), ``todo`` (no part file) or ``changed`` (a source file
+    changed since its part was written, or the part predates content keys)."""
+    path = part_path(out, record.video_id)
+    if not path.exists():
+        return "todo"
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        recorded = json.loads(metadata[SOURCES_KEY])
+    except (KeyError, ValueError, OSError, pa.ArrowException):
+        return "changed"
+    files = source_files(record, root, settings)
+    if set(recorded) != set(files):
+        return "changed"
+    return "done" if all(same_content(recorded[name], files[name]) for name in files) else "changed"
+
+
+def clear_video_outputs(out: Path, video_id: str) -> None:
+    """Forget a video's finished work: its part file first (so it counts as not done from then on), then the
+    crop files directly in ``crops/<video_id>/`` (sub-folders belong to other videos, e.g. ``real`` and
+    ``real/clip0`` of a ``folder`` dataset)."""
+    part_path(out, video_id).unlink(missing_ok=True)
+    crop_dir = out / "crops" / video_id
+    if crop_dir.is_dir():
+        for entry in crop_dir.iterdir():
+            if entry.is_file() or entry.is_symlink():
+                entry.unlink(missing_ok=True)
 
 
 def _encode(image: np.ndarray, image_format: str, jpeg_quality: int) -> bytes:
@@ -152,9 +265,12 @@ def copy_cropped_sample(record: VideoRecord, root: Path, out: Path, settings: Cr
                  json.dumps(extra, sort_keys=True) if extra else "")]
 
 
-def write_part(out: Path, video_id: str, rows: list[dict]) -> Path:
+def write_part(out: Path, video_id: str, rows: list[dict], sources: dict[str, dict[str, Any]] | None = None) -> Path:
+    """The video's rows, with the fingerprints of its source files in the schema metadata; atomic."""
     path = part_path(out, video_id)
     table = pa.Table.from_pylist(rows, schema=PART_SCHEMA)
+    if sources is not None:
+        table = table.replace_schema_metadata({SOURCES_KEY: json.dumps(sources, sort_keys=True)})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return path
@@ -167,18 +283,25 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(settings: CropSettings, threads: int = 1) -> None:
     import cv2
 
+    # Ctrl-C reaches the whole process group: the main process stops the run, a worker finishes its video
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(threads)
     _WORKER["backend"] = None if settings.already_cropped else build_backend(settings.backend,
                                                                              **settings.backend_options)
 
 
 def _process(record: VideoRecord, root: Path, out: Path, settings: CropSettings, decoder: str) -> tuple[str, list[str]]:
-    """Worker entry: process one record, write its part file; returns (video_id, statuses of its rows)."""
+    """Worker entry: process one record, write its part file; returns (video_id, statuses of its rows).
+
+    The sources are fingerprinted before they are read (a file changing meanwhile is redone next run), and crops
+    left by an earlier, unfinished attempt are removed first."""
+    sources = source_fingerprints(record, root, settings)
+    clear_video_outputs(out, record.video_id)
     if settings.already_cropped:
         rows = copy_cropped_sample(record, root, out, settings)
     else:
         rows = crop_video(record, root, out, settings, _WORKER["backend"], decoder)
-    write_part(out, record.video_id, rows)
+    write_part(out, record.video_id, rows, sources)
     return record.video_id, [row["status"] for row in rows]
 
 
@@ -277,30 +400,117 @@ def preprocess(
     landmark_backend = None if cropped else build_backend(backend, **settings.backend_options)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
-    todo = [r for r in records if not part_path(out, r.video_id).exists()]
+    states = {r.video_id: finished_state(r, root, out, settings) for r in records}
+    changed = [r for r in records if states[r.video_id] == "changed"]
+    for record in changed:  # from here on they count as not done, even if this run is stopped
+        part_path(out, record.video_id).unlink(missing_ok=True)
+    todo = [r for r in records if states[r.video_id] != "done"]
     started = time.perf_counter()
     bar = tqdm(total=len(todo), unit="video", desc=f"preprocess {dataset}", disable=not progress)
-    if workers <= 1:
-        _WORKER["backend"] = landmark_backend
-        for record in todo:
-            _process(record, root, out, settings, decoder)
-            bar.update()
-    else:
-        context = multiprocessing.get_context(start_method)
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(settings,)) as pool:
-            futures = [pool.submit(_process, record, root, out, settings, decoder) for record in todo]
-            for future in as_completed(futures):
-                future.result()
-                bar.update()
+    resume_command = preprocess_command({
+        "dataset": dataset, "root": root, "out": out, "frames": frames, "all_frames": all_frames, "backend": backend,
+        "decoder": decoder, "margin": margin, "size": size, "image_format": image_format, "workers": workers,
+        "jpeg_quality": jpeg_quality, "dataset_options": dataset_options, "backend_options": backend_options,
+        "already_cropped": already_cropped, "limit": limit, "progress": progress, "start_method": start_method})
+    try:
+        with stop_on_signals():
+            if workers <= 1:
+                _WORKER["backend"] = landmark_backend
+                for record in todo:
+                    _process(record, root, out, settings, decoder)
+                    bar.update()
+            else:
+                _run_pool(todo, root, out, settings, decoder, workers, start_method, bar)
+    except Interrupted as stop:
+        bar.close()
+        finished = sum(part_path(out, r.video_id).exists() for r in records)
+        print(f"\npreprocess stopped by {stop.name}: {finished} of {len(records)} videos finished "
+              f"({finished - (len(records) - len(todo))} in this run), their crops and parts kept in {out}; "
+              f"{len(records) - finished} left. The same command resumes:\n  {resume_command}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + stop.signum) from None
     bar.close()
     elapsed = time.perf_counter() - started
     manifest = assemble_manifest(records, out)
-    write_summary(manifest, out, processed=len(todo), skipped=len(records) - len(todo), seconds=elapsed)
+    write_summary(manifest, out, processed=len(todo), skipped=len(records) - len(todo), seconds=elapsed,
+                  changed=len(changed))
     return manifest
 
 
-def write_summary(manifest: Path, out: Path, processed: int, skipped: int, seconds: float) -> dict:
+def _run_pool(todo: list[VideoRecord], root: Path, out: Path, settings: CropSettings, decoder: str, workers: int,
+              start_method: str, bar) -> None:
+    context = multiprocessing.get_context(start_method)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(settings,))
+    try:
+        futures = [pool.submit(_process, record, root, out, settings, decoder) for record in todo]
+        for future in as_completed(futures):
+            future.result()
+            bar.update()
+    except (Interrupted, BrokenProcessPool) as err:
+        # stopped: drop the queued videos, let running ones finish (their parts are atomic); workers killed by
+        # the same signal (SIGTERM to the process group) break the pool, which is a stop too
+        pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(err, BrokenProcessPool) and STOP.signum is None:
+            raise
+        raise Interrupted(STOP.signum or signal.SIGTERM) from None
+    pool.shutdown(wait=True)
+
+
+class Interrupted(BaseException):
+    """SIGTERM / SIGINT received while preprocessing (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        self.name = signal.Signals(self.signum).name
+        super().__init__(self.name)
+
+
+class _StopFlag:
+    signum: int | None = None
+
+
+STOP = _StopFlag()
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    if STOP.signum is None:  # a second signal while the running videos finish is ignored
+        STOP.signum = signum
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within the block, SIGTERM and SIGINT raise :class:`Interrupted` (main thread only; elsewhere a no-op)."""
+    STOP.signum = None
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def preprocess_command(arguments: dict[str, Any]) -> str:
+    """The ``python -m lightning_dfd preprocess ...`` command line of these arguments (non-defaults only; paths
+    made absolute), printed when a run is stopped: rerunning it resumes."""
+    import inspect
+
+    defaults = {name: p.default for name, p in inspect.signature(preprocess).parameters.items()}
+    words = ["python", "-m", "lightning_dfd", "preprocess"]
+    for name, value in arguments.items():
+        if name in defaults and defaults[name] is not inspect.Parameter.empty and value == defaults[name]:
+            continue
+        if isinstance(value, Path):
+            value = str(value.absolute())  # runs from any folder
+        text = value if isinstance(value, str) else json.dumps(value)
+        words += [f"--{name}", text]
+    return shlex.join(words)
+
+
+def write_summary(manifest: Path, out: Path, processed: int, skipped: int, seconds: float, changed: int = 0) -> dict:
     """Counts per status (rows and videos), print them and write ``out/summary.json``."""
     import pandas as pd
 
@@ -313,6 +523,7 @@ def write_summary(manifest: Path, out: Path, processed: int, skipped: int, secon
         "crops": int((table["status"] == "ok").sum()),
         "processed_this_run": processed,
         "skipped_already_done": skipped,
+        "redone_source_changed": changed,
         "seconds_this_run": round(seconds, 3),
         "videos_per_second_this_run": round(processed / seconds, 3) if seconds > 0 and processed else None,
         "manifest": str(manifest),
@@ -320,5 +531,5 @@ def write_summary(manifest: Path, out: Path, processed: int, skipped: int, secon
     write_text_atomic(out / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
     print(f"preprocess: {summary['videos']} videos, {summary['crops']} crops; rows by status "
           f"{summary['rows_by_status']}; videos by status {summary['videos_by_status']}; "
-          f"{processed} processed now, {skipped} already done -> {manifest}")
+          f"{processed} processed now ({changed} redone: source file changed), {skipped} already done -> {manifest}")
     return summary

@@ -6,9 +6,16 @@
 * a folder tree of face-crop images: one row per image; the images of one folder form one "video" (id = the
   folder relative to ``path``, ``.`` -> the folder's name), ordered by file name; label from the nearest parent
   folder named ``real`` (0) or ``fake`` (1), else -1 (unknown, never counted in metrics);
-* a video file, or a folder holding videos: run ``preprocess`` (dataset ``folder``) into ``cache_dir`` (default a
-  folder under the system temp dir keyed by the absolute path) and read its manifest. Preprocess resumes, so a
-  second run reuses the crops.
+* a video file, or a folder holding videos: run ``preprocess`` (dataset ``folder``) into ``cache_dir`` and read its
+  manifest. Preprocess resumes on the *content* of each video (size, mtime, BLAKE2b digests; see
+  :mod:`lightning_dfd.data.preprocess`), so a second run reuses the crops of unchanged videos and redoes a video
+  replaced under the same name (never an old score for a new file).
+
+Where the crops of videos go: ``cache_dir`` when given (``--data.init_args.cache_dir``); else
+``$LIGHTNING_DFD_CACHE/predict/<name>-<key>`` (default ``$XDG_CACHE_HOME/lightning_dfd``, i.e.
+``~/.cache/lightning_dfd``), where ``key`` hashes the absolute path, ``frames`` and ``landmark_backend`` (so
+changing either uses a new folder instead of mixing crops). The folder is printed when it is used; delete it to
+free the space.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +63,15 @@ def image_rows(root: Path, images: list[Path]) -> pd.DataFrame:
                      "label": label, "method": {0: "real", 1: "fake"}.get(label, ""),
                      "source_video": relative.as_posix(), "split": "test"})
     return normalise(rows)
+
+
+def cache_root() -> Path:
+    """Root of lightning-dfd's caches: ``$LIGHTNING_DFD_CACHE``, else ``$XDG_CACHE_HOME/lightning_dfd``, else
+    ``~/.cache/lightning_dfd`` (per user, unlike the shared system temp dir, and kept across reboots)."""
+    if os.environ.get("LIGHTNING_DFD_CACHE"):
+        return Path(os.environ["LIGHTNING_DFD_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "lightning_dfd"
 
 
 class FaceFolderDataModule(FaceForgeryDataModule):
@@ -112,12 +127,14 @@ class FaceFolderDataModule(FaceForgeryDataModule):
 
     @property
     def cache_path(self) -> Path:
-        """Preprocess output folder for video sources."""
+        """Preprocess output folder for video sources: ``cache_dir``, else a folder of :func:`cache_root` keyed by
+        the absolute path, ``frames`` and ``landmark_backend`` (module docstring)."""
         if self.cache_dir is not None:
             return Path(self.cache_dir).expanduser()
         resolved = Path(self.path).expanduser().resolve()
-        key = hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / "lightning_dfd" / f"{resolved.stem or 'root'}-{key}"
+        identity = f"{resolved}\nframes={self.frames}\nbackend={self.landmark_backend}"
+        key = hashlib.sha1(identity.encode()).hexdigest()[:12]
+        return cache_root() / "predict" / f"{resolved.stem or 'root'}-{key}"
 
     @property
     def manifest_path(self) -> Path:
@@ -157,9 +174,14 @@ class FaceFolderDataModule(FaceForgeryDataModule):
         return staging
 
     def preprocess_videos(self) -> Path:
-        """Crop the videos into :attr:`cache_path` (resumable); returns the manifest path."""
+        """Crop the videos into :attr:`cache_path` (resumable, keyed on each video's content); returns the
+        manifest path."""
+        from lightning.pytorch.utilities import rank_zero_info
+
         from lightning_dfd.data.preprocess import preprocess
 
+        rank_zero_info(f"[lightning-dfd] face crops of {self.path} cached in {self.cache_path} (set "
+                       f"data.init_args.cache_dir to choose the folder)")
         return preprocess("folder", self._video_root(), self.cache_path, frames=self.frames,
                           backend=self.landmark_backend, progress=False)
 
