@@ -71,6 +71,17 @@ def _nan_videos(values: Tensor, frame_video: Tensor, n_videos: int) -> Tensor:
     return nan_frames > 0
 
 
+def _votes(preds: Tensor, threshold: float) -> Tensor:
+    """Frame decisions of ``"vote"``: 1 where ``preds >= threshold`` (NaN frames are masked by the callers)."""
+    return preds >= threshold
+
+
+def _segment_mean(values: Tensor, segment: Tensor, n_segments: int, dtype: torch.dtype) -> Tensor:
+    sums = torch.zeros(n_segments, dtype=dtype, device=values.device)
+    sums.index_add_(0, segment, values.to(dtype))
+    return sums / torch.bincount(segment, minlength=n_segments).to(dtype)
+
+
 def mean_probability_log_odds(log_odds: Tensor, dim: int = 0) -> Tensor:
     """Log-odds of the mean probability, ``logit(mean(sigmoid(log_odds)))``, without forming probabilities.
 
@@ -127,9 +138,7 @@ def aggregate_log_odds_by_video(log_odds: Tensor, preds: Tensor, video_idx: Tens
     if how == "max":
         scores = segment_max(log_odds, frame_video, n_videos)
     elif how == "vote":
-        votes = torch.zeros(n_videos, dtype=dtype, device=log_odds.device)
-        votes.index_add_(0, frame_video, (preds >= threshold).to(dtype))
-        scores = votes / torch.bincount(frame_video, minlength=n_videos).to(dtype)
+        scores = _segment_mean(_votes(preds, threshold), frame_video, n_videos, dtype)
     else:
         scores = (_segment_logsumexp(torch.nn.functional.logsigmoid(log_odds), frame_video, n_videos)
                   - _segment_logsumexp(torch.nn.functional.logsigmoid(-log_odds), frame_video, n_videos))
@@ -165,11 +174,8 @@ def aggregate_by_video(preds: Tensor, target: Tensor, video_idx: Tensor, how: Ag
         video_preds = segment_max(preds, frame_video, n_videos)
     else:  # "vote" counts p >= threshold: a NaN frame would count as a "real" vote without the check below
         accumulate_dtype = torch.float32 if preds.device.type == "mps" else torch.float64
-        frame_values = (preds >= threshold) if how == "vote" else preds
-        sums = torch.zeros(n_videos, dtype=accumulate_dtype, device=preds.device)
-        sums.index_add_(0, frame_video, frame_values.to(accumulate_dtype))
-        frame_counts = torch.bincount(frame_video, minlength=n_videos)
-        video_preds = (sums / frame_counts).to(preds.dtype)
+        frame_values = _votes(preds, threshold) if how == "vote" else preds
+        video_preds = _segment_mean(frame_values, frame_video, n_videos, accumulate_dtype).to(preds.dtype)
     nan_video = _nan_videos(preds, frame_video, n_videos)
     if bool(nan_video.any()):
         _warn_nan_videos(int(nan_video.sum()), n_videos)

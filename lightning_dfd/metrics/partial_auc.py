@@ -4,6 +4,8 @@
 (the curve linearly interpolated at ``max_fpr``), ``A_min = max_fpr^2 / 2`` (chance) and ``A_max = max_fpr``
 (perfect), so chance scores 0.5 and a perfect ranking 1. Identical to scikit-learn
 ``roc_auc_score(y, p, max_fpr=max_fpr)``; the computation is torchmetrics' ``_binary_auroc_compute``.
+Unlike TAR@FAR and tAUC (which read the ROC as steps), pAUC keeps sklearn's / McClish's linear segments
+between ROC points, so under tied scores it is not ``tAUC(reading="far_grid")`` rescaled.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Which reading the paper's numbers fit (no evaluation code was released; argued f
 reading (linear or step) has ``tAUC_10% >= 0.9 * TAR_1%`` (TAR does not decrease), but Table 1b reports
 tAUC_10% = 61.14 with TAR_1% = 99.34 (single branch) and 70.80 with 98.34 (two branch); and the linear area
 reading ties tAUC to the McClish pAUC on the same curve (``tAUC_10% = 0.05 + 0.95 (2 pAUC_10% - 1)``), which
-Table 2 matches for the near-chance DSP-FWA (frame c23: 7.47 reported, 7.48 from pAUC 51.33) but not for
+Table 2 matches for the near-chance DSP-FWA (frame c23: 7.47 reported, 7.53 from pAUC 51.33) but not for
 strong detectors (ours frame c23: 65.29 reported, 95.1 from pAUC 97.43). The mean over ROC points fits: a
 strong detector's points with FAR ~ 0 are the long vertical run of the fakes ranked above every real, whose
 TPRs spread from 0 to ~1 (mean ~ 1/2), while a chance-level ROC spreads its points evenly along the curve
