@@ -190,8 +190,8 @@ class DetectorModule(LightningModule):
         missing = self.missing_loss_targets(batch)
         if missing:
             raise ValueError(f"{type(self).__name__} needs batch keys {missing} for its loss (loss_targets = "
-                           f"{list(self.loss_targets)}), but the training batch holds {sorted(batch)}: configure "
-                           f"the DataModule to produce them (e.g. data.init_args.targets_transform for LAA-Net)")
+                             f"{list(self.loss_targets)}), but the training batch holds {sorted(batch)}: configure "
+                             f"the DataModule to produce them (e.g. data.init_args.targets_transform for LAA-Net)")
 
     @staticmethod
     def batch_size_of(batch: dict[str, Any]) -> int:
@@ -327,9 +327,8 @@ class DetectorModule(LightningModule):
         self.check_data(datamodule)
         if self.pos_weight_setting == "auto":
             self.pos_weight = getattr(datamodule, "pos_weight", None)
-            source = type(datamodule).__name__ if datamodule is not None else "no DataModule"
-            self.print(f"[lightning-dfd] loss pos_weight = {1.0 if self.pos_weight is None else self.pos_weight} "
-                       f"(from {source})")
+            if self.pos_weight is not None:
+                self.print(f"[lightning-dfd] loss pos_weight = {self.pos_weight:.4f} (from {type(datamodule).__name__})")
 
     def check_data(self, datamodule: Any) -> None:
         """Refuse, before the first step, data the method cannot use: wrong channel count, wrong target maps.
