@@ -260,3 +260,29 @@ def test_an_explicit_stale_image_size_is_refused_or_warned_about(tmp_path, demo_
         cli = main(predict_args(demo_checkpoint, ffpp_manifest, tmp_path, "--data.init_args.image_size", "224",
                                 "--override_checkpoint_settings", "true"))
     assert cli.datamodule.image_size == 224
+
+
+def test_checkpoint_settings_fill_unset_values_and_refuse_what_the_data_class_fixes():
+    from jsonargparse import Namespace
+
+    from lightning_dfd.wiring import apply_data_settings
+
+    def folder_config(**init_args) -> Namespace:
+        return Namespace(data=Namespace(class_path="lightning_dfd.datamodules.FaceFolderDataModule",
+                                        init_args=Namespace(image_size=224, resize_size=None, **init_args)),
+                         override_checkpoint_settings=False)
+
+    config = folder_config()
+    apply_data_settings(config, Namespace(), {"image_size": 112, "resize_size": 125}, "casia.ckpt")
+    assert config.data.init_args.image_size == 112 and config.data.init_args.resize_size == 125
+    # a 9-channel CASIA-SURF model on an RGB-only DataModule: refused, whatever the config says
+    with pytest.raises(CheckpointSettingsError, match=r"modalities: trained with \['rgb', 'depth', 'ir'\], "
+                                                      r"FaceFolderDataModule serves \['rgb'\]"):
+        apply_data_settings(folder_config(), Namespace(), {"modalities": ["rgb", "depth", "ir"]}, "casia.ckpt")
+    # an explicit value equal to the checkpoint's is no mismatch
+    explicit = Namespace()
+    explicit["data.init_args.image_size"] = 112
+    config = folder_config()
+    config.data.init_args.image_size = 112
+    apply_data_settings(config, explicit, {"image_size": 112}, "casia.ckpt")
+    assert config.data.init_args.image_size == 112
