@@ -285,3 +285,21 @@ def test_checkpoint_settings_fill_unset_values_and_refuse_what_the_data_class_fi
     config.data.init_args.image_size = 112
     apply_data_settings(config, explicit, {"image_size": 112}, "casia.ckpt")
     assert config.data.init_args.image_size == 112
+
+
+def test_a_run_length_schedule_stepped_per_batch_is_refused(tmp_path):
+    from lightning_dfd.optim.schedules import RampLinearDecayLR
+
+    def schedule(optimizer):
+        return RampLinearDecayLR(optimizer, total_steps=2)  # 2 epochs, as the CLI links from trainer.max_epochs
+
+    batches = [batch_of() for _ in range(3)]
+    per_batch = TinyMethod()
+    per_batch.lr_scheduler_factory, per_batch.scheduler_interval = schedule, "step"
+    with pytest.raises(ValueError, match=r"total_steps = 2 \(linked from trainer.max_epochs\).*6 steps.*"
+                                         r"scheduler_interval: epoch"):
+        trainer(tmp_path, max_epochs=2).fit(per_batch, DataLoader(batches, batch_size=None))
+    per_epoch = TinyMethod()
+    per_epoch.lr_scheduler_factory = schedule
+    trainer(tmp_path, max_epochs=2).fit(per_epoch, DataLoader(batches, batch_size=None))
+    assert per_epoch.trainer.state.finished

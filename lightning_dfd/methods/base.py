@@ -384,8 +384,22 @@ class DetectorModule(LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
+        self.check_schedule_length(scheduler)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def check_schedule_length(self, scheduler: Any) -> None:
+        """A run-length schedule (one with ``total_steps``, which the CLI links from ``trainer.max_epochs``) counts
+        epochs: stepped per batch it would end after ``max_epochs`` batches. Refuse that with the fix."""
+        total = getattr(scheduler, "total_steps", None)
+        trainer = self._trainer
+        if total is None or self.scheduler_interval != "step" or trainer is None:
+            return
+        steps = trainer.estimated_stepping_batches
+        if math.isfinite(steps) and int(total) < int(steps):
+            raise ValueError(f"model.init_args.lr_scheduler.init_args.total_steps = {total} (linked from "
+                             f"trainer.max_epochs) but scheduler_interval: step steps it every batch ({int(steps)} "
+                             f"steps in this run): use model.init_args.scheduler_interval: epoch")
 
     def trainable_parameters(self):
         """Parameters handed to the optimizer (methods may return parameter groups)."""
