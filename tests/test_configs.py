@@ -1,12 +1,15 @@
 """`python -m lightning_dfd fit --config <any conf> --trainer.fast_dev_run true` works for every config.
 
-Configs run on the synthetic twins at a tiny size (64 px, batch 4) and without pretrained weights; everything
-else (model class and arguments, protocol, pseudo-fakes, loggers, callbacks) is the config's own. Overlay configs
-(`--config base.yaml --config overlay.yaml`, named in their header) run stacked on their base.
+Configs run on the synthetic twins at a tiny size (64 px, batch 4); everything else (model class and arguments,
+protocol, pseudo-fakes, loggers, callbacks) is the config's own. Only a method that has a `pretrained` argument
+gets `pretrained: false` (no weights offline), so a method without that argument runs as it is. Overlay configs
+(`--config base.yaml --config overlay.yaml`, named in their header) run stacked on their base. Every config also
+prints its resolved form (`fit --print_config`), with the links applied (schedule length = trainer.max_epochs).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 import yaml
 
 from lightning_dfd.cli import main
+from lightning_dfd.wiring import import_class
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PARTIAL = ("data", "predict")  # data sections and predict overlays are used inside other configs
@@ -44,6 +48,19 @@ def data_section(configs: list[Path]) -> dict:
     return merged
 
 
+def model_class(configs: list[Path]) -> type:
+    """The method class the stacked configs select (the last ``model.class_path``)."""
+    class_path = None
+    for config in configs:
+        model = (yaml.safe_load(config.read_text()) or {}).get("model") or {}
+        class_path = model.get("class_path", class_path)
+    return import_class(class_path)
+
+
+def takes_argument(cls: type, name: str) -> bool:
+    return name in inspect.signature(cls.__init__).parameters
+
+
 def test_every_method_has_configs():
     assert {p.parent.name for p in CONFIGS} >= {"binary", "laanet", "demo"}
 
@@ -58,14 +75,32 @@ def test_fast_dev_run(config, twins, tmp_path, monkeypatch):
     for path in configs:
         args += ["--config", str(path)]
     args += ["--data.init_args.path", str(twins[twin][1]), "--data.init_args.image_size", "64",
-             "--data.init_args.batch_size", "4", "--data.init_args.num_workers", "0",
-             "--model.init_args.pretrained", "false", "--trainer.fast_dev_run", "true",
+             "--data.init_args.batch_size", "4", "--data.init_args.num_workers", "0", "--trainer.fast_dev_run", "true",
              "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.default_root_dir", str(tmp_path),
              "--trainer.enable_progress_bar", "false"]
     if data["init_args"].get("heatmap_size"):
         args += ["--data.init_args.heatmap_size", "16"]
+    if takes_argument(model_class(configs), "pretrained"):
+        args += ["--model.init_args.pretrained", "false"]
     cli = main(args)
     assert cli.trainer.state.finished, f"{config} did not finish"
     assert cli.trainer.global_step >= 1
     loss = cli.trainer.callback_metrics.get("train/loss_step", cli.trainer.callback_metrics.get("train/loss"))
     assert loss is not None and bool(loss.isfinite())
+
+
+BASE_CONFIGS = [config for config in CONFIGS if stack(config) == [config]]  # overlays share their base's links
+
+
+@pytest.mark.parametrize("config", BASE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_print_config(config, capsys):
+    args = ["fit"]
+    for path in stack(config):
+        args += ["--config", str(path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    scheduler = printed["model"]["init_args"].get("lr_scheduler") or {}
+    if "total_steps" in (scheduler.get("init_args") or {}):  # a run-length schedule follows trainer.max_epochs
+        assert scheduler["init_args"]["total_steps"] == printed["trainer"]["max_epochs"]

@@ -118,13 +118,12 @@ def test_laanet_declares_the_targets_of_its_enabled_branches():
     assert LAANetDetector(**tiny, heatmap_stride=4).target_map_size(64) == 16
 
 
-@pytest.mark.parametrize("method", ["binary", "laanet_sam", "laanet_adam"])
+@pytest.mark.parametrize("method", ["binary", "laanet_sam"])  # LAA-Net with Adam runs the base's training_step
 def test_every_method_takes_its_input_through_batch_inputs(tmp_path, monkeypatch, method):
     """A method that reads batch["image"] itself would miss CLIP batches and any change of the contract."""
     tiny = {"backbone": "mobilenetv3_small_050", "head_channels": 8, "consistency_dim": 8}
     model = {"binary": lambda: BinaryClassifier(backbone="resnet10t"),
-             "laanet_sam": lambda: LAANetDetector(**tiny),
-             "laanet_adam": lambda: LAANetDetector(**tiny, optimizer=torch.optim.Adam)}[method]()
+             "laanet_sam": lambda: LAANetDetector(**tiny)}[method]()
     seen = []
     original = DetectorModule.batch_inputs
 
@@ -260,3 +259,47 @@ def test_an_explicit_stale_image_size_is_refused_or_warned_about(tmp_path, demo_
         cli = main(predict_args(demo_checkpoint, ffpp_manifest, tmp_path, "--data.init_args.image_size", "224",
                                 "--override_checkpoint_settings", "true"))
     assert cli.datamodule.image_size == 224
+
+
+def test_checkpoint_settings_fill_unset_values_and_refuse_what_the_data_class_fixes():
+    from jsonargparse import Namespace
+
+    from lightning_dfd.wiring import apply_data_settings
+
+    def folder_config(**init_args) -> Namespace:
+        return Namespace(data=Namespace(class_path="lightning_dfd.datamodules.FaceFolderDataModule",
+                                        init_args=Namespace(image_size=224, resize_size=None, **init_args)),
+                         override_checkpoint_settings=False)
+
+    config = folder_config()
+    apply_data_settings(config, Namespace(), {"image_size": 112, "resize_size": 125}, "casia.ckpt")
+    assert config.data.init_args.image_size == 112 and config.data.init_args.resize_size == 125
+    # a 9-channel CASIA-SURF model on an RGB-only DataModule: refused, whatever the config says
+    with pytest.raises(CheckpointSettingsError, match=r"modalities: trained with \['rgb', 'depth', 'ir'\], "
+                                                      r"FaceFolderDataModule serves \['rgb'\]"):
+        apply_data_settings(folder_config(), Namespace(), {"modalities": ["rgb", "depth", "ir"]}, "casia.ckpt")
+    # an explicit value equal to the checkpoint's is no mismatch
+    explicit = Namespace()
+    explicit["data.init_args.image_size"] = 112
+    config = folder_config()
+    config.data.init_args.image_size = 112
+    apply_data_settings(config, explicit, {"image_size": 112}, "casia.ckpt")
+    assert config.data.init_args.image_size == 112
+
+
+def test_a_run_length_schedule_stepped_per_batch_is_refused(tmp_path):
+    from lightning_dfd.optim.schedules import RampLinearDecayLR
+
+    def schedule(optimizer):
+        return RampLinearDecayLR(optimizer, total_steps=2)  # 2 epochs, as the CLI links from trainer.max_epochs
+
+    batches = [batch_of() for _ in range(3)]
+    per_batch = TinyMethod()
+    per_batch.lr_scheduler_factory, per_batch.scheduler_interval = schedule, "step"
+    with pytest.raises(ValueError, match=r"total_steps = 2 \(linked from trainer.max_epochs\).*6 steps.*"
+                                         r"scheduler_interval: epoch"):
+        trainer(tmp_path, max_epochs=2).fit(per_batch, DataLoader(batches, batch_size=None))
+    per_epoch = TinyMethod()
+    per_epoch.lr_scheduler_factory = schedule
+    trainer(tmp_path, max_epochs=2).fit(per_epoch, DataLoader(batches, batch_size=None))
+    assert per_epoch.trainer.state.finished

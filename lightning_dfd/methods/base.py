@@ -170,8 +170,8 @@ class DetectorModule(LightningModule):
         missing = self.missing_loss_targets(batch)
         if missing:
             raise ValueError(f"{type(self).__name__} needs batch keys {missing} for its loss (loss_targets = "
-                           f"{list(self.loss_targets)}), but the training batch holds {sorted(batch)}: configure "
-                           f"the DataModule to produce them (e.g. data.init_args.targets_transform for LAA-Net)")
+                             f"{list(self.loss_targets)}), but the training batch holds {sorted(batch)}: configure "
+                             f"the DataModule to produce them (e.g. data.init_args.targets_transform for LAA-Net)")
 
     @staticmethod
     def batch_size_of(batch: dict[str, Any]) -> int:
@@ -326,9 +326,8 @@ class DetectorModule(LightningModule):
         self.check_data(datamodule)
         if self.pos_weight_setting == "auto":
             self.pos_weight = getattr(datamodule, "pos_weight", None)
-            source = type(datamodule).__name__ if datamodule is not None else "no DataModule"
-            self.print(f"[lightning-dfd] loss pos_weight = {1.0 if self.pos_weight is None else self.pos_weight} "
-                       f"(from {source})")
+            if self.pos_weight is not None:
+                self.print(f"[lightning-dfd] loss pos_weight = {self.pos_weight:.4f} (from {type(datamodule).__name__})")
 
     def check_data(self, datamodule: Any) -> None:
         """Refuse, before the first step, data the method cannot use: wrong channel count, wrong target maps.
@@ -384,8 +383,22 @@ class DetectorModule(LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
+        self.check_schedule_length(scheduler)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def check_schedule_length(self, scheduler: Any) -> None:
+        """A run-length schedule (one with ``total_steps``, which the CLI links from ``trainer.max_epochs``) counts
+        epochs: stepped per batch it would end after ``max_epochs`` batches. Refuse that with the fix."""
+        total = getattr(scheduler, "total_steps", None)
+        trainer = self._trainer
+        if total is None or self.scheduler_interval != "step" or trainer is None:
+            return
+        steps = trainer.estimated_stepping_batches
+        if math.isfinite(steps) and int(total) < int(steps):
+            raise ValueError(f"model.init_args.lr_scheduler.init_args.total_steps = {total} (linked from "
+                             f"trainer.max_epochs) but scheduler_interval: step steps it every batch ({int(steps)} "
+                             f"steps in this run): use model.init_args.scheduler_interval: epoch")
 
     def trainable_parameters(self):
         """Parameters handed to the optimizer (methods may return parameter groups)."""
