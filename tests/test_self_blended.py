@@ -12,11 +12,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_dfd.transforms.masks import (
+    BI_MASK_SETTINGS,
     MaskRecipe,
     MaskSettings,
     draw_mask_recipe,
     forehead_points,
     hull_polygons,
+    mask_settings,
     paste,
     render_blend_mask,
     template_landmarks,
@@ -243,6 +245,19 @@ def test_mask_settings_shared_validated_and_overridable():
         SelfBlendedImage(mask={"elastic_strength": (0, 1)})
     with pytest.raises(ValueError, match="elastic_alpha"):
         MaskSettings(elastic_alpha=-1.0)
+    # from YAML through jsonargparse (as LightningCLI parses a transform's arguments): a partial mask group
+    # overrides only its keys, on the transform's own defaults (BI keeps Face X-ray's)
+    from jsonargparse import ArgumentParser
+
+    from lightning_dfd.transforms.blended import BlendedImage
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(SelfBlendedImage, "sbi")
+    parser.add_class_arguments(BlendedImage, "bi", skip={"index"})
+    config = parser.parse_string("sbi:\n  mask:\n    blur_sigma: [3, 9]\nbi:\n  mask:\n    grid_size: 5\n")
+    assert SelfBlendedImage(mask=config.sbi.mask).mask_settings.blur_sigma == (3.0, 9.0)
+    bi_settings = mask_settings(config.bi.mask, BI_MASK_SETTINGS)
+    assert bi_settings == dataclasses.replace(BI_MASK_SETTINGS, grid_size=5)
 
 
 def test_warp_patch_equals_full_frame_warp():

@@ -200,8 +200,8 @@ class BlendedImage(_BlendTransform):
         colour_correction: ``mean`` (the released code: per-channel mean shift inside the mask), ``mean_std``
             (mean and standard deviation) or ``none``.
         mask: the mask generator's settings (:class:`~lightning_dfd.transforms.masks.MaskSettings`); default
-            :data:`~lightning_dfd.transforms.masks.BI_MASK_SETTINGS` (Face X-ray's); a mapping overrides single
-            fields of it, e.g. ``{grid_scale: [0.01, 0.05]}``.
+            :data:`~lightning_dfd.transforms.masks.BI_MASK_SETTINGS` (Face X-ray's); a mapping of some of its
+            fields overrides just those, e.g. ``{grid_scale: [0.01, 0.05]}``.
         p: probability of producing a pseudo-fake.
     """
 
@@ -218,7 +218,7 @@ class BlendedImage(_BlendTransform):
         top_k: int = 1,
         alignment: Literal["none", "similarity", "affine"] = "none",
         colour_correction: Literal["mean_std", "mean", "none"] = "mean",
-        mask: MaskSettings | dict[str, Any] | None = None,
+        mask: MaskSettings = BI_MASK_SETTINGS,
         p: float = 1.0,
     ):
         super().__init__(p=p)

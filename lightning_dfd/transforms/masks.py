@@ -219,6 +219,9 @@ class MaskSettings:
                              f"{self.erode_probability} and {self.reference_size}")
 
 
+#: SBI's mask settings (the defaults of :class:`MaskSettings`).
+SBI_MASK_SETTINGS = MaskSettings()
+
 #: Face X-ray's (BI) mask settings: 4 hull types, piecewise-affine deformation with scale 1-15 % of the image,
 #: erosion (kernel 1-21) or dilation (1-5) with equal odds, no blending ratio.
 BI_MASK_SETTINGS = MaskSettings(hull_types=("face", "extended", "inner", "halves"), elastic_alpha=0.0,

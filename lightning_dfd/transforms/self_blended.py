@@ -44,6 +44,7 @@ from torch.utils.data import default_collate
 from lightning_dfd.batch import IMAGE, LABEL, LANDMARKS, MASK, REAL, VIDEO_ID
 from lightning_dfd.transforms.masks import (
     SBI_BLEND_RATIOS,
+    SBI_MASK_SETTINGS,
     Box,
     FloatRange,
     MaskRecipe,
@@ -229,8 +230,8 @@ class SelfBlendedImage(_BlendTransform):
         sharpen_lightness: sharpen lightness range.
         scale_range: independent x and y scale of the source.
         translate_fraction: maximum source shift as (x, y) fractions of the image width and height.
-        mask: the mask generator's settings (:class:`~lightning_dfd.transforms.masks.MaskSettings`, whose
-            defaults are SBI's); a mapping overrides single fields, e.g. ``{elastic_alpha: 0}``.
+        mask: the mask generator's settings (:class:`~lightning_dfd.transforms.masks.MaskSettings`, default SBI's);
+            a mapping of some of its fields overrides just those (``pseudo_fake_args: {mask: {elastic_alpha: 0}}``).
         p: probability of producing a pseudo-fake (else the input passes unchanged with label 0).
     """
 
@@ -264,7 +265,7 @@ class SelfBlendedImage(_BlendTransform):
         sharpen_lightness: tuple[float, float] = (0.5, 1.0),
         scale_range: tuple[float, float] = (0.95, 1 / 0.95),
         translate_fraction: tuple[float, float] = (0.03, 0.015),
-        mask: MaskSettings | dict[str, Any] | None = None,
+        mask: MaskSettings = SBI_MASK_SETTINGS,
         p: float = 1.0,
     ):
         super().__init__(p=p)
@@ -280,7 +281,7 @@ class SelfBlendedImage(_BlendTransform):
         self.sharpen_lightness = tuple(sharpen_lightness)
         self.scale_range = tuple(scale_range)
         self.translate_fraction = tuple(translate_fraction)
-        self.mask_settings = mask_settings(mask, MaskSettings())
+        self.mask_settings = mask_settings(mask, SBI_MASK_SETTINGS)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("source_probability", "rgb_shift_limit", "rgb_shift_probability", "brightness_limit",

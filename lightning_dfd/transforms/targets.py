@@ -13,7 +13,9 @@ At the heatmap head's resolution D x D:
 * self-consistency ``C = 1 - |b_uv - B|`` (Eq. 7) for one vulnerable point p_s = (u, v) drawn at random: a 2-D map,
   1 at p_s.
 
-Reals (or masks without any blending) get ``H = 0`` and ``C = 1`` (Eq. 7 with B = 0).
+Reals (or masks without any blending) get ``H = 0`` and ``C = 1`` (Eq. 7 with B = 0, the paper's reading). The
+released code trains reals towards ``C = 0``; :class:`~lightning_dfd.losses.heatmap_focal.LAANetLoss` sets the real
+images' target (``real_consistency_target``: 0 by default, as released), whatever this transform wrote.
 
 Departures from the released code, all documented: the Gaussians are not truncated at 3 sigma (Eq. 4 has no
 truncation; the released cut-off drops values up to exp(-4.5) = 0.011; only tails below exp(-16) = 1.1e-7 are
