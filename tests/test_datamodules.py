@@ -463,7 +463,8 @@ def test_face_folder_of_images_for_predict(tmp_path):
 
 # ------------------------------------------------------------------------------------------ signatures
 SUBCLASSES = [FFPPDataModule, CelebDFDataModule, DFDCDataModule, CasiaSurfDataModule, FaceFolderDataModule]
-BASE_ARGUMENTS = [name for name in inspect.signature(FaceForgeryDataModule.__init__).parameters if name != "self"]
+BASE_ARGUMENTS = [name for name, parameter in inspect.signature(FaceForgeryDataModule.__init__).parameters.items()
+                  if name != "self" and parameter.kind == parameter.POSITIONAL_OR_KEYWORD]
 
 
 def class_path(cls: type) -> str:
@@ -478,7 +479,8 @@ def test_cli_help_lists_the_base_arguments_under_each_subclass(cls, capsys):
         main(["fit", "--data.help", class_path(cls)])
     assert caught.value.code == 0
     text = capsys.readouterr().out
-    own = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "kwargs")]
+    own = [name for name, parameter in inspect.signature(cls.__init__).parameters.items()
+           if name != "self" and parameter.kind == parameter.POSITIONAL_OR_KEYWORD]
     for name in BASE_ARGUMENTS + own:
         assert f"--data.{name} " in text, f"{cls.__name__} --data.help lacks {name}"
     # the base's docstring reaches the help of a forwarded argument
