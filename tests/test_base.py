@@ -12,6 +12,7 @@ from lightning.pytorch import Trainer, seed_everything
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader
 
+from lightning_dfd.batch import IMAGE
 from lightning_dfd.callbacks.prediction_writer import VideoPredictionWriter
 from lightning_dfd.methods.base import DetectorModule, Scoring, group_names
 from lightning_dfd.methods.binary import BinaryClassifier
@@ -89,7 +90,7 @@ def test_flip_tta_averages_with_flipped_input(tmp_path):
     images = torch.zeros(2, 3, 2, 2)
     images[0, ..., 0] = 2.0
     images[1, ..., 1] = 2.0
-    _, probs = model.score({"image": images})
+    _, probs, _ = model.score({IMAGE: images})
     expected = 0.5 * (torch.sigmoid(torch.tensor([2.0, 0.0])) + torch.sigmoid(torch.tensor([0.0, 2.0])))
     torch.testing.assert_close(probs, expected)
 

@@ -88,14 +88,11 @@ def test_flip_tta_averages_probabilities_and_keeps_their_log_odds() -> None:
     images = torch.zeros(2, 3, 2, 2)
     images[0, ..., 0], images[0, ..., 1] = 20.0, 30.0  # views: logits 20 and 30
     images[1, ..., 0], images[1, ..., 1] = -2.0, 1.0
-    _, probs = model.score({IMAGE: images})
+    _, probs, log_odds = model.score({IMAGE: images})
     views = np.array([[20.0, 30.0], [-2.0, 1.0]])
     np.testing.assert_allclose(probs.numpy(), expit(views).mean(1).astype(np.float32), rtol=1e-6)
     expected_log_odds = np.log(expit(views).mean(1)) - np.log(expit(-views).mean(1))
-    np.testing.assert_allclose(model._log_odds_of(probs).numpy(), expected_log_odds, rtol=1e-9)
-    # probabilities that did not come from score(): their own float64 log-odds
-    other = torch.tensor([0.25, 0.5])
-    np.testing.assert_allclose(model._log_odds_of(other).numpy(), np.log([1 / 3, 1.0]), atol=1e-12)
+    np.testing.assert_allclose(log_odds.numpy(), expected_log_odds, rtol=1e-9)
 
 
 def test_scoring_is_one_object_shared_with_the_metrics_and_parsed_from_config() -> None:

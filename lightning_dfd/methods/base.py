@@ -124,7 +124,6 @@ class DetectorModule(LightningModule):
         self.val_scores = DetectionScores(scoring)
         # one collector per test dataloader (cross-dataset evaluation passes several); grown on demand.
         self.test_scores = nn.ModuleList([DetectionScores(scoring)])
-        self._scored: tuple[Tensor, Tensor] | None = None  # (probabilities, log-odds) of the last score() call
 
     # ------------------------------------------------------------------ to implement in a method
     def forward(self, inputs: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
@@ -193,12 +192,12 @@ class DetectorModule(LightningModule):
                 self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=batch_size,
                          sync_dist=True)
 
-    def score(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
-        """Model outputs and per-sample fake probabilities (B,), with optional flip averaging.
+    def score(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Model outputs, per-sample fake probabilities (B,) and their ranking scores (B,), with optional flips.
 
-        Flip-TTA averages the two views' probabilities (their log-odds are combined into the log-odds of that
-        mean, ``mean_probability_log_odds``). The log-odds of the returned probabilities are kept for
-        ``_update_scores``, which feeds them to the ranking metrics.
+        The ranking score is the log-odds of fake (:meth:`fake_log_odds`, float64): ranking metrics read it, so
+        confident scores that tie as float32 probabilities keep their order. Flip-TTA averages the two views'
+        probabilities and carries the log-odds of that mean (``mean_probability_log_odds``).
         """
         inputs = self.batch_inputs(batch)
         outputs = self(inputs)
@@ -208,17 +207,7 @@ class DetectorModule(LightningModule):
             flipped = self(torch.flip(inputs, dims=[-1]))
             probs = 0.5 * (probs + self.fake_probability(flipped))
             log_odds = mean_probability_log_odds(torch.stack([log_odds, self.fake_log_odds(flipped)]), dim=0)
-        self._scored = (probs, log_odds)
-        return outputs, probs
-
-    def _log_odds_of(self, probs: Tensor) -> Tensor:
-        """The log-odds ``score`` kept for these probabilities (same storage, e.g. after ``detach``); if the
-        probabilities did not come from ``score``, their own float64 log-odds (tied where they tie)."""
-        scored = self._scored
-        if (scored is not None and scored[0].data_ptr() == probs.data_ptr() and scored[0].shape == probs.shape
-                and scored[0].device == probs.device):
-            return scored[1]
-        return torch.logit(probs.detach().to(torch.float32 if probs.device.type == "mps" else torch.float64))
+        return outputs, probs, log_odds
 
     def _collector(self, stage: str, dataloader_idx: int) -> DetectionScores:
         if stage == "val":
@@ -227,8 +216,8 @@ class DetectorModule(LightningModule):
             self.test_scores.append(DetectionScores(self.scoring).to(self.device))
         return self.test_scores[dataloader_idx]
 
-    def _update_scores(self, collector: DetectionScores, probs: Tensor, batch: dict[str, Any]) -> None:
-        log_odds = self._log_odds_of(probs)
+    def _update_scores(self, collector: DetectionScores, probs: Tensor, log_odds: Tensor,
+                       batch: dict[str, Any]) -> None:
         labels = torch.as_tensor(batch[LABEL], device=probs.device).long().reshape(-1)
         videos = video_indices(batch[VIDEO_ID], device=probs.device)
         groups = group_names(batch, labels)
@@ -241,8 +230,8 @@ class DetectorModule(LightningModule):
                          None if group_idx is None else group_idx[known], log_odds=log_odds[known])
 
     def _eval_step(self, batch: dict[str, Any], stage: str, dataloader_idx: int = 0) -> EvalStepOutput:
-        outputs, probs = self.score(batch)
-        self._update_scores(self._collector(stage, dataloader_idx), probs, batch)
+        outputs, probs, log_odds = self.score(batch)
+        self._update_scores(self._collector(stage, dataloader_idx), probs, log_odds, batch)
         losses = None
         # the validation loss needs labels for every sample and the method's declared targets
         if (stage == "val" and not self.missing_loss_targets(batch)
@@ -258,7 +247,7 @@ class DetectorModule(LightningModule):
         return self._eval_step(batch, "test", dataloader_idx)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        _, probs = self.score(batch)
+        _, probs, _ = self.score(batch)
         labels = batch.get(keys.LABEL)
         frame_index = batch.get(keys.FRAME_INDEX, [0] * len(probs))
         return {
@@ -272,6 +261,12 @@ class DetectorModule(LightningModule):
     # ------------------------------------------------------------------ epoch ends: metrics + PNGs
     def on_validation_epoch_end(self) -> None:
         self._log_scores(self.val_scores, "val")
+
+    def on_test_start(self) -> None:
+        # one collector per test dataloader of *this* run (an earlier run on more dataloaders left more behind)
+        n_loaders = max(1, len(self.trainer.num_test_batches))
+        while len(self.test_scores) > n_loaders:
+            del self.test_scores[-1]
 
     def on_test_epoch_end(self) -> None:
         # compute() on every rank, even one that saw no batch: it runs collectives the other ranks wait for.
