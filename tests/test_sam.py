@@ -209,4 +209,4 @@ def test_perturbation_is_normalised_over_all_tensors_together() -> None:
     expected_b = 0.25 - lr * r_adv
     # (the norm is accumulated in float32, hence 1e-8)
     assert torch.allclose(model.weight[0], torch.tensor(expected_w, dtype=torch.float64), atol=1e-8)
-    assert math.isclose(float(model.bias), expected_b, abs_tol=1e-8)
+    assert math.isclose(model.bias.item(), expected_b, abs_tol=1e-8)
