@@ -78,8 +78,6 @@ def test_fast_dev_run(config, twins, tmp_path, monkeypatch):
              "--data.init_args.batch_size", "4", "--data.init_args.num_workers", "0", "--trainer.fast_dev_run", "true",
              "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.default_root_dir", str(tmp_path),
              "--trainer.enable_progress_bar", "false"]
-    if data["init_args"].get("heatmap_size"):
-        args += ["--data.init_args.heatmap_size", "16"]
     if takes_argument(model_class(configs), "pretrained"):
         args += ["--model.init_args.pretrained", "false"]
     cli = main(args)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from lightning_dfd.callbacks.backbone_freeze import BackboneFreeze, _check_ddp_allows_freezing
 from lightning_dfd.methods.laanet import LAANetDetector
 from lightning_dfd.optim import SAM, RampLinearDecayLR, batchnorm_stats_frozen
+from lightning_dfd.transforms.laanet_targets import LAANetTargets
 from lightning_dfd.transforms.targets import laanet_targets, real_targets
 
 SIZE, OUT = 64, 16
@@ -284,8 +285,9 @@ def test_config_instantiates(config: Path) -> None:
     else:
         data = cli.datamodule
         assert type(data).__name__ == "FFPPDataModule" and data.image_size == 384
-        assert data.pseudo_fake == ("bi" if stem == "ffpp_bi" else "sbi") and data.laanet_targets
-        assert data.heatmap_size == 384 // hp["heatmap_stride"]
+        assert data.pseudo_fake == ("bi" if stem == "ffpp_bi" else "sbi")
+        assert isinstance(data.targets_transform, LAANetTargets)
+        assert data.target_map_size == 384 // hp["heatmap_stride"]
 
 
 class DumpParameters(Callback):

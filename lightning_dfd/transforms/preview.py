@@ -107,7 +107,7 @@ def preview_from_config(train_config: Path, out: Path = Path("outputs/preview_tr
 
     Reads the ``data`` section of a training config (a DataModule with a preprocessed manifest), takes ``samples``
     real training crops with their landmarks, makes their pseudo-fakes (the config's ``pseudo_fake``, SBI when it
-    has none) and LAA-Net targets at the config's ``heatmap_size``, and writes one row per sample: real,
+    has none) and LAA-Net targets at the DataModule's ``target_map_size``, and writes one row per sample: real,
     pseudo-fake, mask M, heatmap H, self-consistency C.
 
     Args:
@@ -155,7 +155,7 @@ def preview_from_config(train_config: Path, out: Path = Path("outputs/preview_tr
         identities.append(str(row["subject"] or row["video_id"]))
     kind = getattr(datamodule, "pseudo_fake", "none") if blend == "config" else blend
     kind = "sbi" if kind == "none" else kind
-    heatmap_size = getattr(datamodule, "heatmap_size", None) or 64
+    heatmap_size = getattr(datamodule, "target_map_size", None) or 64
     path = preview_transforms(pairs, out, blend=kind, heatmap_size=heatmap_size, seed=seed, identities=identities)
     print(f"[lightning-dfd] {len(pairs)} {kind.upper()} samples with their targets -> {path}")
     return path
