@@ -2,8 +2,9 @@
 
 Both consume the same random draws (``SelfBlendedImage.draw``), so the outputs are compared sample by sample
 (mask area, blend change) and in aggregate; the reference is the obvious per-sample implementation: augment the
-whole copy (uint8 lookup tables), warp the whole source, rasterise and warp a full-frame hull mask, deform/erode/blur it in float64 on
-the whole frame and blend the whole frame in float64.
+whole copy (uint8 lookup tables), warp the whole source, rasterise and warp a full-frame hull mask,
+deform/erode/blur it in float64 on the whole frame and blend the whole frame in float64. The reference's elastic
+jitter is its own full-frame noise with SBI's statistics, so per-sample masks differ along the boundary only.
 
     python benchmarks/sbi_transform.py [--size 256] [--samples 300]
 """
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from lightning_dfd.transforms.masks import hull_polygons, polygons_box, template_landmarks
+from lightning_dfd.transforms.masks import grid_fields, hull_polygons, template_landmarks
 from lightning_dfd.transforms.self_blended import SelfBlendedImage, SourceTargetParams
 
 
@@ -61,18 +62,17 @@ def reference_sbi(image: np.ndarray, landmarks: np.ndarray, transform: SelfBlend
     for polygon in polygons:
         cv2.fillConvexPoly(mask, np.round(polygon * 16).astype(np.int32), 255, cv2.LINE_8, 4)
     mask = cv2.warpAffine(mask, affine, (w, h), flags=cv2.INTER_NEAREST)
-    moved = [polygon @ affine[:, :2].T + affine[:, 2] for polygon in polygons]
-    x0, y0, x1, y1 = polygons_box(moved)
-    if np.any(recipe.control_offsets):
-        fields = [cv2.resize(c, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC) for c in recipe.control_offsets]
-        full = []
-        for field in fields:  # extend by edge values to the whole frame, then crop to it
-            padded = cv2.copyMakeBorder(field, max(y0, 0), max(h - y1, 0), max(x0, 0), max(w - x1, 0),
-                                        cv2.BORDER_REPLICATE)
-            full.append(padded[max(-y0, 0):max(-y0, 0) + h, max(-x0, 0):max(-x0, 0) + w].astype(np.float64))
+    displacement = np.zeros((2, h, w), np.float64)
+    if np.any(recipe.control_offsets):  # BI's grid, interpolated over the whole frame
+        displacement += np.stack(grid_fields(recipe.control_offsets, image.shape, (0, 0, w, h)))
+    if recipe.elastic_alpha > 0:  # SBI's elastic jitter: its own full-frame noise (same statistics, not draws)
+        noise = np.random.default_rng(recipe.elastic_seed).uniform(-1.0, 1.0, (2, h, w))
+        displacement += np.stack([recipe.elastic_alpha * cv2.GaussianBlur(c, (0, 0), recipe.elastic_sigma)
+                                  for c in noise])
+    if np.any(displacement):
         grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-        mask = cv2.remap(mask, (grid_x + full[0]).astype(np.float32), (grid_y + full[1]).astype(np.float32),
-                         cv2.INTER_LINEAR, borderValue=0)
+        mask = cv2.remap(mask, (grid_x + displacement[0]).astype(np.float32),
+                         (grid_y + displacement[1]).astype(np.float32), cv2.INTER_LINEAR, borderValue=0)
         mask = np.where(mask > 127, 255, 0).astype(np.uint8)
     if recipe.morph != "none":
         kernel = np.ones((recipe.morph_kernel[1], recipe.morph_kernel[0]), np.uint8)
