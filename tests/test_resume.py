@@ -93,3 +93,99 @@ def test_demo_config_with_workers_resumes_mid_epoch_exactly(tmp_path, twins):
     assert "val/video/auc" in final and set(final) == set(final_resumed)
     for key, value in final.items():
         torch.testing.assert_close(final_resumed[key], value, rtol=0, atol=1e-6, equal_nan=True, msg=f"{key} differs")
+
+
+# ------------------------------------------------------------------ the training loader's position and seeds
+def _flip_loader(root, workers):
+    from lightning_dfd.datamodules import FaceForgeryDataModule
+
+    dm = FaceForgeryDataModule(str(root), batch_size=2, num_workers=workers, image_size=16, frames_per_video=None,
+                               seed=3, train_transforms=[{"class_path": "GaussNoise",
+                                                          "init_args": {"std_range": [0.2, 0.2], "p": 1.0}}])
+    dm.setup("fit")
+    return dm.train_dataloader()
+
+
+def _batches(loader, epoch, count=None):
+    loader.sampler.set_epoch(epoch)
+    out = []
+    for batch in loader:
+        out.append((batch["video_id"], batch["frame_index"].tolist(), batch["image"]))
+        if count is not None and len(out) == count:
+            break
+    return out
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(x[:2] == y[:2] and torch.equal(x[2], y[2]) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def noise_manifest(tmp_path_factory):
+    from tests.helpers.face_manifests import build_manifest
+
+    root = tmp_path_factory.mktemp("noise")
+    videos = [{"dataset": "x", "video_id": f"v{i}", "label": i % 2, "method": "m", "split": "train", "frames": 3}
+              for i in range(4)]
+    build_manifest(root, videos, fill=lambda video, k: (128, 128, 128))  # identical pixels: only the noise differs
+    return root
+
+
+def test_loader_state_resumes_mid_epoch_with_the_same_samples_and_draws(noise_manifest):
+    straight = _batches(_flip_loader(noise_manifest, 2), epoch=1)
+    assert len(straight) == 6
+    first = _flip_loader(noise_manifest, 2)
+    assert _same(_batches(first, epoch=1, count=2), straight[:2])
+    state = first.state_dict()
+    assert state == {"epoch": 1, "batches_served": 2}
+    fresh = _flip_loader(noise_manifest, 2)  # a new process: new loader, new workers
+    fresh.load_state_dict(state)
+    rest = [(b["video_id"], b["frame_index"].tolist(), b["image"]) for b in fresh]
+    assert _same(rest, straight[2:])
+    assert fresh.state_dict() == {"epoch": 1, "batches_served": 6}
+    assert _same(_batches(fresh, epoch=1), straight)  # the position applies once: the next pass is whole
+
+
+def test_sample_draws_do_not_depend_on_the_workers(noise_manifest):
+    """Per-sample seeds: 0 and 2 workers give the same batches; epochs differ; every sample draws its own noise."""
+    inline = _batches(_flip_loader(noise_manifest, 0), epoch=0)
+    assert _same(inline, _batches(_flip_loader(noise_manifest, 2), epoch=0))
+    assert not _same(inline, _batches(_flip_loader(noise_manifest, 0), epoch=1))
+    images = torch.cat([image for _, _, image in inline])
+    assert len({tuple(image.flatten()[:32].tolist()) for image in images}) == len(images) == 12
+
+
+def test_epoch_set_after_the_iterator_is_requested_is_honoured(noise_manifest):
+    """On resume Lightning calls ``iter(loader)`` before ``set_epoch``; the workers must still draw that epoch."""
+    expected = _batches(_flip_loader(noise_manifest, 2), epoch=1)
+    loader = _flip_loader(noise_manifest, 2)
+    iterator = iter(loader)
+    loader.sampler.set_epoch(1)
+    got = [(b["video_id"], b["frame_index"].tolist(), b["image"]) for b in iterator]
+    assert _same(got, expected)
+
+
+# ------------------------------------------------------------------ issue 17: sanity check, stale last.ckpt
+def test_sanity_check_draws_do_not_shift_the_resumed_run(tmp_path):
+    """A validation that draws random numbers (``DrawInValidation``: MC dropout, random test-time augmentation)
+    runs as sanity check before the resumed epoch but not at that point of the straight run: the sanity check must
+    leave the generators as it found them, or the resumed run's dropout masks shift."""
+    draw = ["--trainer.callbacks+=tests.helpers.resume_callbacks.DrawInValidation"]
+    straight = _fit(tmp_path / "straight", 2, *draw)
+    _fit(tmp_path / "resumed", 1, *draw)
+    resumed = _fit(tmp_path / "resumed", 2, "--ckpt_path", "last", *draw)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=f"parameter {name} differs after resume")
+
+
+def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(tmp_path):
+    """``--ckpt_path last`` must resume from the last finished epoch, not from the last *best* one: here the
+    monitored score only gets worse after epoch 0."""
+    _fit(tmp_path, 3, "--trainer.callbacks+=tests.helpers.resume_callbacks.WorseningScore",
+         "--checkpoint.monitor", "worsening", "--checkpoint.mode", "max")
+    checkpoints = tmp_path / "checkpoints"
+    best = [p for p in checkpoints.glob("*.ckpt") if p.name != "last.ckpt"]
+    assert len(best) == 1 and torch.load(best[0], weights_only=True, map_location="cpu")["epoch"] == 0
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True, map_location="cpu")
+    assert last["epoch"] == 2
+    assert last["global_step"] == 3 * torch.load(best[0], weights_only=True, map_location="cpu")["global_step"]

@@ -49,3 +49,11 @@ class DrawInValidation(Callback):
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         torch.rand(16)
+
+
+class WorseningScore(Callback):
+    """Log ``worsening = -epoch`` after each validation: with ``monitor=worsening, mode=max`` only epoch 0 is ever the
+    best, so a ``last.ckpt`` written only beside a new best would stay at epoch 0."""
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        pl_module.log("worsening", -float(trainer.current_epoch))
