@@ -13,7 +13,8 @@ from lightning_dfd.cli import main
 
 ARGS = ["--model", "lightning_dfd.methods.binary.BinaryClassifier", "--model.backbone", "resnet10t",
         "--model.drop_rate", "0.2",  # dropout draws random numbers: resume must still match exactly
-        "--data", "tests.helpers.toy_data.ToyFaceDataModule", "--data.videos", "4", "--data.frames", "2", "--data.size", "24",
+        "--data", "tests.helpers.toy_data.ToyFaceDataModule", "--data.videos", "4", "--data.frames", "2",
+        "--data.size", "24",
         "--trainer.accelerator", "cpu", "--trainer.deterministic", "true", "--trainer.logger", "false",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         "--seed_everything", "7"]
