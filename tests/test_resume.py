@@ -68,6 +68,7 @@ def _losses(root) -> dict[int, float]:
     return {row["step"]: row["loss"] for row in map(json.loads, lines)}
 
 
+@pytest.mark.slow
 def test_demo_config_with_workers_resumes_mid_epoch_exactly(tmp_path, twins):
     """SIGTERM mid-epoch 2 (what a cluster sends before it kills a job): Lightning stops after the batch and, with
     ``--checkpoint.save_on_exception true``, writes last.ckpt; ``--ckpt_path last`` must then replay the straight
