@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -63,6 +64,13 @@ def test_predict_on_a_folder_of_raw_videos(tmp_path, twins, ckpt, capsys):
     assert "no_face" in rows["empty_room"]["note"]
     printed = capsys.readouterr().out
     assert "fake_probability" in printed and "empty_room" in printed
+    # beside the CSV, one PNG per scored video: frame scores over time and the most suspicious crops
+    figures = sorted((tmp_path / "run" / "predictions_videos").glob("*.png"))
+    assert [p.stem for p in figures] == ["real_000", "real_001"], figures
+    for figure in figures:
+        image = cv2.imread(str(figure))
+        assert image is not None and 250 <= image.shape[0] <= 1200 and 600 <= image.shape[1] <= 2400, image.shape
+        assert image.std() > 20  # not blank: bars, strip and face crops drawn
     # the weights used are the checkpoint's
     state = torch.load(ckpt, weights_only=True)["state_dict"]
     assert any(k.startswith("net.") for k in state)

@@ -15,7 +15,9 @@ other change redoes the video: its part file is removed first, then its old crop
 whose container header and tail differ; the whole-file digest settles the rare same-size, new-mtime case.)
 
 SIGTERM or Ctrl-C stops cleanly: finished videos stay valid, the count of finished videos and the command that
-resumes are printed, and the process exits with 128 + the signal number (143 / 130). Failures become rows, never exceptions:
+resumes are printed, and the process exits with 128 + the signal number (143 / 130).
+
+Failures become rows, never exceptions:
 ``corrupt`` / ``unreadable`` videos and ``no_face_video`` (one row each, ``frame_index = -1``), and ``no_face``
 frames (one row per frame), each with a ``reason``. CASIA-SURF images are already face crops: they are copied
 (or resized) with their depth and IR images.
@@ -315,7 +317,8 @@ def _check_settings(out: Path, settings: CropSettings) -> None:
         changed = {k: (previous.get(k), v) for k, v in wanted.items() if previous.get(k) != v}
         if changed:
             raise ValueError(
-                f"{out} holds crops made with other settings ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}"
+                f"{out} holds crops made with other settings "
+                f"({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}"
                 f"; recorded in {path}). Use a new --out folder, or delete {out} to start over.")
     else:
         write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")

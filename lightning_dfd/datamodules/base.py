@@ -27,6 +27,7 @@ from lightning_dfd.datamodules.collate import collate_pairs, collate_samples
 from lightning_dfd.datamodules.datasets import FaceCropDataset
 from lightning_dfd.datamodules.pipeline import IMAGENET_MEAN, IMAGENET_STD, SamplePipeline
 from lightning_dfd.datamodules.samplers import (
+    ResumableDataLoader,
     VideoFrameSampler,
     VideoShardSampler,
     derived_seed,
@@ -384,10 +385,11 @@ class FaceForgeryDataModule(LightningDataModule):
         """Items the DataLoader draws per batch (pairs count once before collation)."""
         return self.batch_size // 2 if self.pseudo_fake != "none" else self.batch_size
 
-    def _loader(self, dataset: FaceCropDataset, sampler, batch_size: int, drop_last: bool, collate) -> DataLoader:
+    def _loader(self, dataset: FaceCropDataset, sampler, batch_size: int, drop_last: bool, collate,
+                loader_class: type[DataLoader] = DataLoader) -> DataLoader:
         rank = distributed_world()[1]
         generator = torch.Generator().manual_seed(derived_seed(self.seed, rank))
-        return DataLoader(
+        return loader_class(
             dataset, batch_size=batch_size,
             sampler=sampler, shuffle=False, num_workers=self.num_workers, collate_fn=collate,
             pin_memory=self.pin_memory and torch.cuda.is_available(), drop_last=drop_last,
@@ -400,7 +402,8 @@ class FaceForgeryDataModule(LightningDataModule):
                                     balance=self.balance == "sampler", seed=self.seed)
         collate = collate_pairs if self.pseudo_fake != "none" else collate_samples
         drop_last = len(sampler) >= self.loader_batch_size  # never drop the only (partial) batch of a tiny set
-        return self._loader(dataset, sampler, self.loader_batch_size, drop_last, collate)
+        # per-sample seeds and a mid-epoch position Lightning saves and restores (exact resume, samplers.py)
+        return self._loader(dataset, sampler, self.loader_batch_size, drop_last, collate, ResumableDataLoader)
 
     def _eval_loader(self, stage: str) -> DataLoader:
         dataset = self.dataset(stage)

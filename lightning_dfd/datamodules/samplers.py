@@ -9,16 +9,31 @@ wrapping them in its own (which would pad evaluation sets with duplicated sample
   so all ranks agree on the permutation.
 * :class:`VideoShardSampler` (val/test/predict): every video goes to exactly one rank, whole, in order; no padding,
   so video-level scores are complete and no frame is counted twice.
+
+Exact resume (training). :class:`VideoFrameSampler` yields :class:`SeededIndex` es: the unit index plus the seed of
+that sample's random draws, ``derived_seed(seed, epoch, position in the epoch's draw)``; the
+:class:`ResumableDataLoader` serves them through :class:`~lightning_dfd.transforms.seeding.SampleSeededDataset`,
+which reseeds the transforms per sample, so augmentations depend on neither the worker nor its history. The
+loader is *stateful* in Lightning's sense (``state_dict`` / ``load_state_dict``): a checkpoint written mid-epoch
+(``ModelCheckpoint(every_n_train_steps=...)``, or ``save_on_exception=True`` and a SIGTERM, which Lightning turns
+into a stop after the current batch) stores the epoch and the batches served, and a run resumed from it
+(``--ckpt_path last``) continues with the next batch of the same epoch draw, each sample with the same seed, as
+the uninterrupted run did. The loader also creates its worker iterator lazily, at the first batch request, so the
+sampler sees the epoch Lightning sets with ``set_epoch`` even when the iterator was requested earlier (on resume
+Lightning requests it before setting the epoch).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any, Self
 
 import numpy as np
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
+
+from lightning_dfd.transforms.seeding import SampleSeededDataset
 
 
 def distributed_world() -> tuple[int, int]:
@@ -40,6 +55,26 @@ def group_units_by_video(unit_video: Sequence[str] | np.ndarray) -> list[np.ndar
     for position, video in enumerate(unit_video):
         groups.setdefault(str(video), []).append(position)
     return [np.asarray(units, dtype=np.int64) for units in groups.values()]
+
+
+class SeededIndex(int):
+    """A unit index that carries the seed of its sample's random draws (augmentation, pseudo-fake blending).
+
+    Compares, hashes and indexes as the plain int; pickles with its seed (DataLoader workers receive it).
+    """
+
+    seed: int
+
+    def __new__(cls, index: int, seed: int) -> Self:
+        obj = super().__new__(cls, index)
+        obj.seed = int(seed)
+        return obj
+
+    def __reduce__(self) -> tuple[Any, tuple[int, int]]:
+        return SeededIndex, (int(self), self.seed)
+
+    def __repr__(self) -> str:
+        return f"SeededIndex({int(self)}, seed={self.seed})"
 
 
 class _UnitSampler(DistributedSampler):
@@ -107,14 +142,35 @@ class VideoFrameSampler(_UnitSampler):
             return rng.choice(picked, size=len(picked), replace=True, p=weights / weights.sum())
         return rng.permutation(picked)
 
+    def sample_seed(self, position: int) -> int:
+        """Seed of the sample at ``position`` of the current epoch's draw (all ranks, before sharding)."""
+        return derived_seed(self.seed, self.epoch, position)
+
     def __iter__(self) -> Iterator[int]:
         indices = self.epoch_indices()
         if len(indices) and self.total_size > len(indices):  # pad so every rank makes the same number of steps
             indices = np.concatenate([indices, indices[: self.total_size - len(indices)]])
-        return iter(indices[self.rank: self.total_size: self.num_replicas].tolist())
+        positions = range(self.rank, self.total_size, self.num_replicas)
+        skip, self._resume = (self._resume[1], None) if self._resume and self._resume[0] == self.epoch else (0, None)
+        # one SeedSequence per sample: a few microseconds, next to milliseconds of decoding and augmenting
+        return iter([SeededIndex(int(indices[p]), self.sample_seed(p)) for p in positions[skip:]])
 
     def __len__(self) -> int:
         return self.num_samples
+
+    _resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, served: int) -> None:
+        """Make the next iteration over ``epoch`` start after its first ``served`` samples of this rank (a mid-epoch
+        checkpoint's position); other epochs are not affected."""
+        self.set_epoch(epoch)
+        self._resume = (int(epoch), int(served))
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.set_epoch(state["epoch"])
 
 
 class VideoShardSampler(_UnitSampler):
@@ -144,3 +200,49 @@ class VideoShardSampler(_UnitSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class ResumableDataLoader(DataLoader):
+    """The training ``DataLoader``: per-sample seeding and a position Lightning saves and restores mid-epoch.
+
+    ``dataset`` is wrapped in :class:`~lightning_dfd.transforms.seeding.SampleSeededDataset` (so the
+    :class:`SeededIndex` es of a :class:`VideoFrameSampler` seed each sample's transforms). ``state_dict`` holds
+    the epoch and the number of batches served in it; ``load_state_dict`` (Lightning calls it when it resumes
+    from a mid-epoch checkpoint, before iterating) makes the next iteration start with the following batch.
+    Takes the arguments of ``DataLoader``; the sampler must be a :class:`VideoFrameSampler` for resuming.
+    """
+
+    def __init__(self, dataset, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(dataset, SampleSeededDataset):
+            dataset = SampleSeededDataset(dataset)
+        super().__init__(dataset, *args, **kwargs)
+        self._served = 0
+        self._resume_served: tuple[int, int] | None = None
+
+    def _frame_sampler(self) -> VideoFrameSampler | None:
+        sampler = self.sampler if self.batch_sampler is None else getattr(self.batch_sampler, "sampler", None)
+        return sampler if isinstance(sampler, VideoFrameSampler) else None
+
+    def __iter__(self):
+        """Batches of the epoch; the worker iterator starts at the first ``next`` (after ``set_epoch``)."""
+        sampler = self._frame_sampler()
+        epoch = sampler.epoch if sampler is not None else 0
+        self._served = 0
+        if self._resume_served is not None and self._resume_served[0] == epoch:
+            self._served = self._resume_served[1]
+        self._resume_served = None
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self._frame_sampler()
+        return {"epoch": sampler.epoch if sampler is not None else 0, "batches_served": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        sampler = self._frame_sampler()
+        if sampler is None:
+            return
+        epoch, served = int(state["epoch"]), int(state["batches_served"])
+        sampler.resume_at(epoch, served * self.batch_size)
+        self._resume_served = (epoch, served)
