@@ -202,6 +202,8 @@ class DetectionCLI(LightningCLI):
             "checkpoint.save_last": True,
             "checkpoint.filename": "best-epoch{epoch:03d}",
             "checkpoint.auto_insert_metric_name": False,
+            # SIGTERM (a cluster's notice) or Ctrl-C writes a resumable last.ckpt (mid-epoch resume is exact)
+            "checkpoint.save_on_exception": True,
         })
         add_links(parser)
 

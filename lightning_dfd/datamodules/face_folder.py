@@ -79,7 +79,8 @@ class FaceFolderDataModule(FaceForgeryDataModule):
 
     Args:
         path: manifest, folder of face-crop images, video file, or folder of videos (module docstring).
-        cache_dir: where videos are preprocessed (default: ``<tmp>/lightning_dfd/<name>-<hash of path>``).
+        cache_dir: where videos are preprocessed (default: ``$LIGHTNING_DFD_CACHE/predict/<name>-<key>``, else
+            ``~/.cache/lightning_dfd/predict/...``; see the module docstring).
         frames: evenly spaced frames decoded per video.
         landmark_backend: face/landmark backend for videos: ``dlib`` or ``face_alignment`` (``sidecar`` only for
             the synthetic twin).
