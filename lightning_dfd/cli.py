@@ -16,6 +16,7 @@ checkpoint) are printed as one ``error: ...`` line naming the key or file and th
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pkgutil
 import re
@@ -37,6 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lightning_dfd.callbacks.checkpoint import BestAndLastCheckpoint
 from lightning_dfd.callbacks.prediction_writer import VideoPredictionWriter
+from lightning_dfd.callbacks.quiet_sanity_check import QuietSanityCheck
 from lightning_dfd.callbacks.random_state import RandomStateCheckpoint
 from lightning_dfd.callbacks.run_identity import RunIdentity
 from lightning_dfd.commands import EXTRA_COMMANDS, run_extra_command
@@ -61,6 +63,14 @@ PROJECT_PACKAGES = ("lightning_dfd.methods", "lightning_dfd.datamodules")
 #: where ``configure_wandb_mode`` checks that W&B is reachable before running online.
 WANDB_DEFAULT_URL = "https://api.wandb.ai"
 WANDB_PROBE_TIMEOUT_S = 1.5
+
+#: warnings raised inside Lightning by its own calls (nothing a user can act on). LightningCLI's calls of
+#: jsonargparse APIs deprecated in 4.49 are silenced by jsonargparse's own switch (see :func:`quiet_known_noise`).
+SILENCED_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's pytree helper on torch >= 2.10
+)
+#: Lightning info lines that advertise or state the obvious.
+SILENCED_LOG_PREFIXES = ("💡 Tip:", "TPU available:")
 
 
 class DetectionParser(LightningArgumentParser):
@@ -148,6 +158,26 @@ def _known_project_classes(key: str) -> list[str]:
     return sorted(found)
 
 
+class _DropPrefixes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(SILENCED_LOG_PREFIXES)
+
+
+def quiet_known_noise() -> None:
+    """Silence, once per process, the start-up messages that tell the user nothing (see :data:`SILENCED_WARNINGS`).
+
+    W&B's "The anonymous setting has no effect" line is left: Lightning's ``WandbLogger`` passes
+    ``anonymous=None`` to wandb >= 0.20, which warns before its own ``WANDB_SILENT`` applies; it is harmless.
+    """
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # `all` shows them again
+    for pattern in SILENCED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropPrefixes) for f in log.filters):
+            log.addFilter(_DropPrefixes())
+
+
 def register_project_classes() -> None:
     """Import every module of the method and DataModule packages, so their classes are known subclasses.
 
@@ -171,6 +201,8 @@ class DetectionCLI(LightningCLI):
       the CSV version and W&B run id (``RunIdentity``), so a resumed run continues the same logs;
     * loggers write under ``--trainer.default_root_dir`` (the YAML's relative ``save_dir`` follows it);
     * W&B runs offline unless ``WANDB_API_KEY`` is set and W&B is reachable (``--wandb_mode`` overrides);
+    * the sanity check does not warn about metrics it cannot compute (``QuietSanityCheck``), and start-up noise
+      from Lightning/jsonargparse internals is silenced (:func:`quiet_known_noise`);
     * ``predict`` opens no logger and writes one CSV row per video (``VideoPredictionWriter``) unless the config
       adds its own writer.
     """
@@ -483,13 +515,14 @@ def configure_wandb_mode(mode: str | None = None, probe: bool = True) -> str:
 def build_cli(args: Sequence[str] | None = None, run: bool = True) -> DetectionCLI:
     """Build (and by default run) the Lightning part of the CLI; tests call it with ``args=[...]``."""
     register_project_classes()
+    quiet_known_noise()
     return DetectionCLI(
         DetectorModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [RandomStateCheckpoint(), RunIdentity()]},
+        trainer_defaults={"callbacks": [RandomStateCheckpoint(), RunIdentity(), QuietSanityCheck()]},
         parser_kwargs={"parser_mode": "yaml"},
         parser_class=DetectionParser,
         args=list(args) if args is not None else None,
