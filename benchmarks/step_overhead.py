@@ -93,7 +93,8 @@ def main(backbone: str = "resnet18", size: int = 128, batch: int = 16, steps: in
         trials: alternating trials of each loop.
     """
     g = torch.Generator().manual_seed(0)
-    data = {"image": torch.randn(batch, 3, size, size, generator=g), "label": torch.randint(0, 2, (batch,), generator=g),
+    data = {"image": torch.randn(batch, 3, size, size, generator=g),
+            "label": torch.randint(0, 2, (batch,), generator=g),
             "video_id": [f"v{i}" for i in range(batch)]}
     plain, light = [], []
     for _ in range(trials):

@@ -261,6 +261,8 @@ class DetectionCLI(LightningCLI):
         subcommand = str(self.subcommand)
         config = self.config.get(subcommand)
         ckpt_path = config.get("ckpt_path") if config is not None else None
+        # `--ckpt_path last` was resolved (and checked) by check_checkpoint before this runs
+        ckpt_path = (getattr(self, "resume_state", None) or {}).get("path", ckpt_path)
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
         drop_link_targets_from_dict_kwargs(config.get("model"))  # any subcommand, resuming fit too

@@ -22,6 +22,8 @@ from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 
+from lightning_dfd.errors import UserError
+
 #: the flag that keeps explicit data settings that differ from the checkpoint's (with a warning).
 OVERRIDE_FLAG = "override_checkpoint_settings"
 #: the model argument a run-length schedule's length is linked to.
@@ -30,7 +32,7 @@ SCHEDULE_LENGTH_TARGET = "model.init_args.lr_scheduler.init_args.total_steps"
 INFERENCE_SUBCOMMANDS = ("validate", "test", "predict")
 
 
-class CheckpointSettingsError(ValueError):
+class CheckpointSettingsError(UserError, ValueError):
     """The data settings of a test / predict run differ from those the checkpoint was trained with."""
 
 

@@ -107,7 +107,8 @@ def test_single_class_gives_nan_not_crash(tmp_path):
     only_real = [{**batches[0], "label": torch.zeros(6, dtype=torch.long),
                   "method": ["real"] * 6}]
     with pytest.warns(UserWarning):
-        results = _trainer(tmp_path).test(FixedScores(), dataloaders=DataLoader(only_real, batch_size=None), verbose=False)[0]
+        loader = DataLoader(only_real, batch_size=None)
+        results = _trainer(tmp_path).test(FixedScores(), dataloaders=loader, verbose=False)[0]
     assert np.isnan(results["test/frame/auc"]) and np.isnan(results["test/video/auc"])
     assert results["test/frame/acc"] == pytest.approx(3 / 6)  # accuracy stays defined: 3 of 6 above 0.5
 
@@ -150,7 +151,8 @@ def test_wandb_logger_runs_offline_without_network(tmp_path, monkeypatch):
     loggers = [CSVLogger(tmp_path, name="csv"), WandbLogger(project="lightning-dfd-test", save_dir=str(tmp_path))]
     trainer = Trainer(accelerator="cpu", logger=loggers, max_epochs=1, enable_progress_bar=False,
                       enable_checkpointing=False, default_root_dir=tmp_path)
-    trainer.fit(FixedScores(), train_dataloaders=DataLoader(batches, batch_size=None), val_dataloaders=DataLoader(batches, batch_size=None))
+    trainer.fit(FixedScores(), train_dataloaders=DataLoader(batches, batch_size=None),
+                val_dataloaders=DataLoader(batches, batch_size=None))
     import wandb
 
     wandb.finish()

@@ -169,8 +169,8 @@ def celebdf_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("celebdf")
     videos = []
     for subject in range(10):
-        videos.append({"dataset": "celebdf_v2", "video_id": f"Celeb-real/id{subject}_0000", "label": 0, "method": "real",
-                           "split": "test" if subject == 0 else "train", "subject": f"id{subject}"})
+        videos.append({"dataset": "celebdf_v2", "video_id": f"Celeb-real/id{subject}_0000", "label": 0,
+                       "method": "real", "split": "test" if subject == 0 else "train", "subject": f"id{subject}"})
         videos.append({"dataset": "celebdf_v2", "video_id": f"Celeb-synthesis/id{subject}_id{(subject + 1) % 10}_0000",
                            "label": 1, "method": "Celeb-synthesis", "split": "test" if subject == 1 else "train",
                            "subject": f"id{subject}"})
@@ -208,8 +208,8 @@ def dfdc_root(tmp_path_factory) -> Path:
     for part in range(3):
         for k in range(3):
             original = f"p{part}o{k}"
-            videos.append({"dataset": "dfdc", "video_id": f"dfdc_train_part_{part}/{original}", "label": 0, "method": "real",
-                               "split": "train", "subject": original})
+            videos.append({"dataset": "dfdc", "video_id": f"dfdc_train_part_{part}/{original}", "label": 0,
+                           "method": "real", "split": "train", "subject": original})
             videos.append({"dataset": "dfdc", "video_id": f"dfdc_train_part_{part}/{original}f", "label": 1,
                                "method": "fake", "split": "train", "subject": original})
     for k in range(2):

@@ -84,8 +84,8 @@ def test_laanet_targets_side_follows_the_stride_or_map_size():
 def test_datamodule_exposes_channels_and_target_map_size(ffpp_root):
     plain = FFPPDataModule(str(ffpp_root), **LOADER)
     assert plain.num_channels == 3 and plain.target_map_size is None
-    dm = FFPPDataModule(str(ffpp_root), protocol="real_only", pseudo_fake="sbi", targets_transform=LAANetTargets(stride=8),
-                        **LOADER)
+    dm = FFPPDataModule(str(ffpp_root), protocol="real_only", pseudo_fake="sbi",
+                        targets_transform=LAANetTargets(stride=8), **LOADER)
     assert dm.target_map_size == 4
     from_config = FFPPDataModule(str(ffpp_root), protocol="real_only", pseudo_fake="sbi",
                                  targets_transform={"class_path": LAANET, "init_args": {"map_size": 6}}, **LOADER)

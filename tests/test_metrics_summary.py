@@ -351,8 +351,8 @@ def test_video_mean_ranks_by_the_mean_probability_of_large_logits() -> None:
         metric.update(torch.sigmoid(torch.tensor(logits)), torch.full((2,), label), video_indices([name] * 2),
                       log_odds=torch.tensor(logits, dtype=torch.float64))
     result = metric.compute()
-    reference = {name: np.log(np.mean(expit(np.array(l)))) - np.log(np.mean(expit(-np.array(l))))
-                 for name, (_, l) in videos.items()}
+    reference = {name: np.log(np.mean(expit(np.array(logits)))) - np.log(np.mean(expit(-np.array(logits))))
+                 for name, (_, logits) in videos.items()}
     order = np.argsort(metric.last_scores["video_idx"])
     got = dict(zip(sorted(videos, key=lambda v: video_index(v)), metric.last_scores["video_ranking"][order]))
     for name, value in reference.items():

@@ -91,7 +91,8 @@ def test_fetch_failure_is_one_line_naming_the_models(monkeypatch, capsys):
         run_extra_command("weights", ["fetch", "resnet18", "efficientnet_b4"])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.splitlines()
-    assert err == ["resnet18: failed (Name or service not known)", "efficientnet_b4: failed (Name or service not known)",
+    assert err == ["resnet18: failed (Name or service not known)",
+                   "efficientnet_b4: failed (Name or service not known)",
                    ("error: weights fetch: 2 of 2 failed (resnet18, efficientnet_b4); is there internet here, and is "
                    "HF_HUB_OFFLINE unset?")]
 

@@ -1,4 +1,4 @@
-"""Indexers of the official raw dataset layouts (DESIGN.md §3): root folder -> list of :class:`VideoRecord`.
+"""Indexers of the official raw dataset layouts (docs/architecture.md §3): root folder -> list of :class:`VideoRecord`.
 
 Every indexer converts labels to OUR convention, 0 = real / bona fide, 1 = fake / attack (-1 unknown), and
 raises ``FileNotFoundError`` naming the expected split / metadata / list file when it is missing.

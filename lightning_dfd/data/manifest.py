@@ -1,11 +1,12 @@
 """The preprocessed index: one row per face crop (or per failed video/frame), stored as Parquet.
 
-Written by ``lightning_dfd.data.preprocess``, read by every DataModule. Columns (see DESIGN.md §2):
+Written by ``lightning_dfd.data.preprocess``, read by every DataModule. Columns (see docs/architecture.md):
 
 ==============  ========  ==============================================================================
 column          type      meaning
 ==============  ========  ==============================================================================
-dataset         str       ``ffpp``, ``celebdf_v1``, ``celebdf_v2``, ``dfdc``, ``dfdc_preview``, ``casia_surf``, ``folder``
+dataset         str       ``ffpp``, ``celebdf_v1``, ``celebdf_v2``, ``dfdc``, ``dfdc_preview``, ``casia_surf``,
+                          ``folder``
 video_id        str       unique within the dataset, stable (e.g. ``Deepfakes/c23/000_003``); frames share it
 frame_index     int       position of the frame in the decoded video (0 for images)
 path            str       crop file, relative to the manifest's directory ("" when status != "ok")

@@ -1,4 +1,4 @@
-"""Raw dataset -> aligned face crops + 68 landmarks + manifest (DESIGN.md §2, step 1). Resumable and parallel.
+"""Raw dataset -> aligned face crops + 68 landmarks + manifest (docs/architecture.md §1). Resumable and parallel.
 
 For each video: decode N evenly spaced frames (or all), take the largest face, its 68 landmarks, crop a square
 with a margin, save ``out/crops/<video_id>/<frame:06d>.<png|jpg>``; one manifest row per crop. Each finished
@@ -366,7 +366,7 @@ def preprocess(
 
     Args:
         dataset: ``ffpp``, ``celebdf_v1``, ``celebdf_v2``, ``dfdc``, ``dfdc_preview``, ``casia_surf``, ``folder``.
-        root: the dataset's raw folder in its official layout (DESIGN.md §3).
+        root: the dataset's raw folder in its official layout (docs/architecture.md §3).
         out: output folder (crops/, parts/, manifest.parquet, summary.json); rerunning resumes.
         frames: evenly spaced frames per video.
         all_frames: take every frame instead.

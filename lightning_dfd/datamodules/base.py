@@ -72,7 +72,7 @@ def subject_groups(rows: pd.DataFrame) -> pd.Series:
 
 
 class FaceForgeryDataModule(LightningDataModule):
-    """Face crops listed in a manifest, served as sample dicts (DESIGN.md §1).
+    """Face crops listed in a manifest, served as sample dicts (docs/architecture.md §2).
 
     Args:
         path: manifest file (``manifest.parquet``) or the preprocess output folder holding it.

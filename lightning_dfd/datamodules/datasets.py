@@ -1,4 +1,4 @@
-"""The map-style dataset behind every DataModule: manifest rows -> sample dicts (DESIGN.md §1 table).
+"""The map-style dataset behind every DataModule: manifest rows -> sample dicts (docs/architecture.md §2, the batch contract).
 
 A dataset is a list of *units*. In frame mode a unit is one manifest row. In clip mode a unit is a window of
 ``clip_length`` (T) rows of one video (rows ordered by ``frame_index``) taken every ``clip_stride`` (s) rows:
@@ -106,7 +106,8 @@ class FaceCropDataset(Dataset):
             self.units = [np.array([i]) for i in range(len(rows))]
         else:
             self.units = []
-            starts = np.zeros(0, dtype=np.int64) if len(rows) == 0 else np.flatnonzero(np.r_[True, self.video_ids[1:] != self.video_ids[:-1]])
+            new_video = np.r_[True, self.video_ids[1:] != self.video_ids[:-1]] if len(rows) else np.zeros(0, bool)
+            starts = np.flatnonzero(new_video)
             ends = np.r_[starts[1:], len(rows)]
             for start, end in zip(starts, ends):
                 for window in clip_windows(int(end - start), self.clip_length, clip_stride, overlapping_clips):

@@ -156,7 +156,7 @@ class DetectorModule(LightningModule):
     # ------------------------------------------------------------------ shared steps
     @staticmethod
     def batch_inputs(batch: dict[str, Any]) -> Tensor:
-        """The model input of a batch: ``CLIP`` in clip mode, else ``IMAGE`` (:func:`lightning_dfd.batch.model_input`)."""
+        """The model input: ``CLIP`` in clip mode, else ``IMAGE`` (:func:`lightning_dfd.batch.model_input`)."""
         return keys.model_input(batch)
 
     def missing_loss_targets(self, batch: dict[str, Any]) -> list[str]:
@@ -322,7 +322,8 @@ class DetectorModule(LightningModule):
         if self.pos_weight_setting == "auto":
             self.pos_weight = getattr(datamodule, "pos_weight", None)
             if self.pos_weight is not None:
-                self.print(f"[lightning-dfd] loss pos_weight = {self.pos_weight:.4f} (from {type(datamodule).__name__})")
+                source = type(datamodule).__name__
+                self.print(f"[lightning-dfd] loss pos_weight = {self.pos_weight:.4f} (from {source})")
 
     def check_data(self, datamodule: Any) -> None:
         """Refuse, before the first step, data the method cannot use: wrong channel count, wrong target maps.

@@ -4,8 +4,8 @@
 Hugging Face / torch-hub cache, which ``python -m lightning_dfd weights fetch NAME`` fills on a machine with internet;
 downloaded at run time only when ``LIGHTNING_DFD_ALLOW_DOWNLOAD=1``) or a path to a local weights file
 (``.pth``/``.safetensors``, passed to timm through ``pretrained_cfg_overlay=dict(file=...)``). A request that cannot
-be met raises :class:`PretrainedWeightsError` before any training starts, naming the fix. timm is imported when a model is built, not with this module, so the
-CLI's ``--help`` does not pay for it.
+be met raises :class:`PretrainedWeightsError` before any training starts, naming the fix. timm is imported when a
+model is built, not with this module, so the CLI's ``--help`` does not pay for it.
 """
 
 from __future__ import annotations

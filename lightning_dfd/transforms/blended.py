@@ -115,7 +115,8 @@ class LandmarkIndex:
         images: N image file paths (RGB crops) or in-memory (H, W, 3) uint8 arrays.
     """
 
-    def __init__(self, landmarks: np.ndarray, identities: Sequence[str], images: Sequence[str | os.PathLike | np.ndarray]):
+    def __init__(self, landmarks: np.ndarray, identities: Sequence[str],
+                 images: Sequence[str | os.PathLike | np.ndarray]):
         lm = np.asarray(landmarks, np.float32)
         if lm.ndim != 3 or lm.shape[1] < 68 or lm.shape[2] != 2:
             raise ValueError(f"LandmarkIndex needs (N, 68, 2) landmarks, got {lm.shape}")

@@ -59,8 +59,8 @@ from lightning_dfd.transforms.masks import (
     transform_points,
 )
 
-__all__ = ["SBI_BLEND_RATIOS", "PseudoFakePair", "SelfBlendedImage", "SourceTargetParams", "augment_copy", "blend", "blend_uint8",
-           "collate_pairs", "source_affine", "source_region", "warp_patch"]
+__all__ = ["SBI_BLEND_RATIOS", "PseudoFakePair", "SelfBlendedImage", "SourceTargetParams", "augment_copy", "blend",
+           "blend_uint8", "collate_pairs", "source_affine", "source_region", "warp_patch"]
 
 
 def blend(foreground: np.ndarray, background: np.ndarray, mask: np.ndarray) -> np.ndarray:

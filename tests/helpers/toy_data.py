@@ -1,7 +1,7 @@
 """A tiny in-memory face-forgery DataModule for core tests: no files, deterministic, learnable.
 
 Each "video" is a sequence of frames of one random smooth texture; fakes carry a blended square patch whose
-boundary a CNN can learn quickly. Samples follow the DESIGN.md sample-dict contract.
+boundary a CNN can learn quickly. Samples follow the batch contract of lightning_dfd.batch.
 """
 
 from __future__ import annotations
