@@ -1,4 +1,4 @@
-"""The map-style dataset behind every DataModule: manifest rows -> sample dicts (docs/architecture.md §2, the batch contract).
+"""The map-style dataset behind every DataModule: manifest rows -> sample dicts (the batch contract).
 
 A dataset is a list of *units*. In frame mode a unit is one manifest row. In clip mode a unit is a window of
 ``clip_length`` (T) rows of one video (rows ordered by ``frame_index``) taken every ``clip_stride`` (s) rows:

@@ -1,4 +1,4 @@
-"""From decoded crops to the tensors of the sample dict (docs/architecture.md §2): [pseudo-fake], resize + augment, normalise.
+"""From decoded crops to the tensors of the sample dict: [pseudo-fake], resize + augment, normalise.
 
 Order, per sample:
 
