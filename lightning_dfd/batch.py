@@ -35,9 +35,10 @@ is made and read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from torch import Tensor
+if TYPE_CHECKING:  # the contract is imported by light modules (preprocess, manifests): no torch at import
+    from torch import Tensor
 
 IMAGE: Final = "image"
 CLIP: Final = "clip"

@@ -49,7 +49,7 @@ from lightning_dfd.errors import (
     MissingCheckpointError,
     debug_enabled,
     find_user_error,
-    one_line,
+    run_reporting_user_errors,
 )
 from lightning_dfd.methods.base import DetectorModule
 
@@ -544,11 +544,5 @@ def main(args: Sequence[str] | None = None):
         return run_extra_command(argv[0], argv[1:])
     if argv and argv[0] in ("-h", "--help"):
         print("extra subcommands: " + ", ".join(sorted(EXTRA_COMMANDS)) + " (each takes --help)\n")
-    try:
-        return build_cli(argv if args is not None else None)  # None: LightningCLI reads sys.argv itself
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is None or debug_enabled():
-            raise
-        sys.stderr.write(one_line(user_error) + "\n")
-        raise SystemExit(1) from None
+    # None: LightningCLI reads sys.argv itself
+    return run_reporting_user_errors(lambda: build_cli(argv if args is not None else None))

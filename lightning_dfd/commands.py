@@ -7,7 +7,6 @@ it needs no model, DataModule or trainer, so it runs without importing Lightning
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable, Sequence
 
 #: name -> "module:function" of the extra subcommands (imported lazily, so `fit` does not import video codecs).
@@ -75,18 +74,12 @@ def run_extra_command(name: str, args: Sequence[str]):
     """Run an extra subcommand; a user error (bad input, named with its fix) is printed as one line, exit status 1."""
     from jsonargparse import auto_cli
 
-    from lightning_dfd.errors import debug_enabled, find_user_error, one_line
+    from lightning_dfd.errors import run_reporting_user_errors
 
     aliases = OPTION_ALIASES.get(name, {})
     renamed = []
     for arg in args:
         option, sep, value = arg.partition("=")
         renamed.append(aliases.get(option, option) + sep + value if option in aliases else arg)
-    try:
-        return auto_cli(load_command(name), args=collect_list_argument(name, renamed), as_positional=False)
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is None or debug_enabled():
-            raise
-        sys.stderr.write(one_line(user_error) + "\n")
-        raise SystemExit(1) from None
+    return run_reporting_user_errors(
+        lambda: auto_cli(load_command(name), args=collect_list_argument(name, renamed), as_positional=False))

@@ -8,6 +8,11 @@ fix; the entry point prints ``error: <message>`` and exits with status 1. ``--de
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEBUG_ENV = "LIGHTNING_DFD_DEBUG"
 
@@ -63,3 +68,16 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, FileNotFoundError | NotADirectoryError) and error.filename and str(error.filename) not in text:
         text = f"{text}: {error.filename}"
     return f"error: {text}"
+
+
+def run_reporting_user_errors(function: Callable[[], T]) -> T:
+    """``function()``; a user error anywhere in a raised exception's chain becomes its one line on stderr and exit
+    status 1 (the traceback only under ``--debug`` / ``LIGHTNING_DFD_DEBUG=1``)."""
+    try:
+        return function()
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None or debug_enabled():
+            raise
+        sys.stderr.write(one_line(user_error) + "\n")
+        raise SystemExit(1) from None

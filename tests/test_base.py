@@ -14,24 +14,12 @@ from torch.utils.data import DataLoader
 
 from lightning_dfd.batch import IMAGE
 from lightning_dfd.callbacks.prediction_writer import VideoPredictionWriter
-from lightning_dfd.methods.base import DetectorModule, Scoring, group_names
+from lightning_dfd.methods.base import Scoring, group_names
 from lightning_dfd.methods.binary import BinaryClassifier
-from tests.helpers.toy_data import ToyFaceDataModule
+from tests.helpers.toy_data import LogitIsImageMean, ToyFaceDataModule
 
 
-class FixedScores(DetectorModule):
-    """A 'model' whose logit is the mean of the image: probabilities are known in advance."""
-
-    def __init__(self, scoring: Scoring | None = None) -> None:
-        super().__init__(scoring=scoring)
-        self.save_hyperparameters()
-        self.bias = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, images):
-        return {"logit": images.flatten(1).mean(1) + self.bias}
-
-    def compute_loss(self, outputs, batch):
-        return {"loss": torch.nn.functional.binary_cross_entropy_with_logits(outputs["logit"], batch["label"].float())}
+FixedScores = LogitIsImageMean
 
 
 def _batches():

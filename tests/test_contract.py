@@ -7,6 +7,7 @@ file: that is the promise of README "Adding a method".
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -250,11 +251,19 @@ def test_predict_preprocesses_as_training_did(tmp_path, demo_checkpoint, ffpp_ma
     assert list(cli.datamodule.normalize_mean) == pytest.approx(settings["data"]["normalize_mean"])
 
 
-def test_an_explicit_stale_image_size_is_refused_or_warned_about(tmp_path, demo_checkpoint, ffpp_manifest):
-    with pytest.raises(CheckpointSettingsError,
-                       match=r"data.init_args.image_size: trained with 96, the config sets 224.*"
-                             r"--override_checkpoint_settings true"):
+def test_an_explicit_stale_image_size_is_refused_or_warned_about(tmp_path, demo_checkpoint, ffpp_manifest, capsys,
+                                                                 monkeypatch):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:  # a user error: one line on stderr, exit status 1
         main(predict_args(demo_checkpoint, ffpp_manifest, tmp_path, "--data.init_args.image_size", "224"))
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(r"data.init_args.image_size: trained with 96, the config sets 224.*"
+                                       r"--override_checkpoint_settings true", err[0]), err
+    monkeypatch.setenv("LIGHTNING_DFD_DEBUG", "1")  # --debug: the error itself is raised
+    with pytest.raises(CheckpointSettingsError, match="trained with 96, the config sets 224"):
+        main(predict_args(demo_checkpoint, ffpp_manifest, tmp_path, "--data.init_args.image_size", "224"))
+    monkeypatch.delenv("LIGHTNING_DFD_DEBUG")
     with pytest.warns(UserWarning, match="WARNING.*trained with 96, the config sets 224"):
         cli = main(predict_args(demo_checkpoint, ffpp_manifest, tmp_path, "--data.init_args.image_size", "224",
                                 "--override_checkpoint_settings", "true"))

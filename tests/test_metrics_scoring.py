@@ -16,23 +16,9 @@ from torch.utils.data import DataLoader
 
 from lightning_dfd.batch import IMAGE, LABEL, METHOD, VIDEO_ID
 from lightning_dfd.callbacks.plots import roc_figure
-from lightning_dfd.methods.base import DetectorModule, Scoring
+from lightning_dfd.methods.base import Scoring
 from lightning_dfd.metrics import scoring as scoring_module
-
-
-class LogitIsImageMean(DetectorModule):
-    """A 'model' whose logit is the mean of the image, so the scores are known in advance."""
-
-    def __init__(self, scoring: Scoring | None = None) -> None:
-        super().__init__(scoring=scoring)
-        self.save_hyperparameters()
-        self.bias = torch.nn.Parameter(torch.zeros(()))
-
-    def forward(self, images):
-        return {"logit": images.flatten(1).mean(1) + self.bias}
-
-    def compute_loss(self, outputs, batch):
-        return {"loss": torch.nn.functional.binary_cross_entropy_with_logits(outputs["logit"], batch[LABEL].float())}
+from tests.helpers.toy_data import LogitIsImageMean
 
 
 def batch_of(logits: list[float], labels: list[int], videos: list[str]) -> dict:

@@ -10,6 +10,9 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from lightning_dfd.batch import LABEL
+from lightning_dfd.methods.base import DetectorModule, Scoring
+
 METHODS = ("Deepfakes", "FaceSwap")
 
 
@@ -76,3 +79,18 @@ class ToyFaceDataModule(LightningDataModule):
 
     def failed_videos(self) -> dict[str, str]:
         return {"test/no_face_clip": "no_face_video: no face found in any sampled frame"}
+
+
+class LogitIsImageMean(DetectorModule):
+    """A 'model' whose logit is the mean of the image (plus a learnable bias): its scores are known in advance."""
+
+    def __init__(self, scoring: Scoring | None = None) -> None:
+        super().__init__(scoring=scoring)
+        self.save_hyperparameters()
+        self.bias = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, images):
+        return {"logit": images.flatten(1).mean(1) + self.bias}
+
+    def compute_loss(self, outputs, batch):
+        return {"loss": torch.nn.functional.binary_cross_entropy_with_logits(outputs["logit"], batch[LABEL].float())}
