@@ -100,3 +100,15 @@ def test_data_config_fast_dev_run(name, twins, tmp_path, monkeypatch):
     assert cli.trainer.state.finished
     if command == "fit":
         assert cli.trainer.global_step >= 1
+
+
+def test_wilddeepfake_rerun_unpacks_and_crops_nothing_again(twins):
+    from lightning_dfd.data.preprocess import UNPACKED_MARK, preprocess
+
+    raw, cache = twins["wilddeepfake"]
+    marks = sorted((cache / "unpacked").rglob(UNPACKED_MARK))
+    assert len(marks) == 4  # one archive per real/fake x train/test part, each unpacked once
+    stamps = [m.stat().st_mtime_ns for m in marks]
+    preprocess("wilddeepfake", raw, cache, frames=3, backend="sidecar", size=64, progress=False)
+    assert json.loads((cache / "summary.json").read_text())["processed_this_run"] == 0
+    assert [m.stat().st_mtime_ns for m in marks] == stamps
