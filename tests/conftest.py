@@ -38,6 +38,10 @@ TWINS = {  # synth dataset -> (preprocess dataset, synth options)
     "dfdc": ("dfdc", {"videos": 6}),
     "dfdc_preview": ("dfdc_preview", {"videos": 6}),
     "casia_surf": ("casia_surf", {"identities": 9}),
+    "uadfv": ("uadfv", {"videos": 5}),
+    "wilddeepfake": ("wilddeepfake", {"videos": 8}),
+    "dfd": ("dfd", {"videos": 2, "compressions": ["c23"]}),
+    "deeperforensics": ("deeperforensics", {"videos": 3}),
 }
 
 

@@ -23,7 +23,10 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 PARTIAL = ("data", "predict")  # data sections and predict overlays are used inside other configs
 CONFIGS = sorted(p for p in CONF.rglob("*.yaml") if p.parent.name not in PARTIAL)
 TWIN_OF = {"FFPPDataModule": "ffpp", "CelebDFDataModule": "celebdf", "DFDCDataModule": "dfdc",
-           "CasiaSurfDataModule": "casia_surf"}
+           "CasiaSurfDataModule": "casia_surf", "UADFVDataModule": "uadfv", "WildDeepfakeDataModule": "wilddeepfake",
+           "DFDDataModule": "dfd", "DeeperForensicsDataModule": "deeperforensics"}
+TWIN_OF_VARIANT = {("DFDCDataModule", "preview"): "dfdc_preview"}  # one DataModule, two layouts
+TEST_ONLY = {"DFDDataModule"}  # test sets only: their configs run `test` (fast_dev_run), not `fit`
 
 
 def stack(config: Path) -> list[Path]:
@@ -70,8 +73,9 @@ def test_fast_dev_run(config, twins, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # loggers' relative save_dirs land in tmp, not in the repository
     configs = stack(config)
     data = data_section(configs)
-    twin = TWIN_OF[data["class_path"].rsplit(".", 1)[-1]]
-    args = ["fit"]
+    name = data["class_path"].rsplit(".", 1)[-1]
+    twin = TWIN_OF_VARIANT.get((name, data["init_args"].get("variant")), TWIN_OF[name])
+    args = ["test" if name in TEST_ONLY else "fit"]
     for path in configs:
         args += ["--config", str(path)]
     args += ["--data.init_args.path", str(twins[twin][1]), "--data.init_args.image_size", "64",
@@ -82,6 +86,9 @@ def test_fast_dev_run(config, twins, tmp_path, monkeypatch):
         args += ["--model.init_args.pretrained", "false"]
     cli = main(args)
     assert cli.trainer.state.finished, f"{config} did not finish"
+    if name in TEST_ONLY:
+        assert cli.trainer.callback_metrics, f"{config}: test logged no metric"
+        return
     assert cli.trainer.global_step >= 1
     loss = cli.trainer.callback_metrics.get("train/loss_step", cli.trainer.callback_metrics.get("train/loss"))
     assert loss is not None and bool(loss.isfinite())

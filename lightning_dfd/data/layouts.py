@@ -13,7 +13,7 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lightning_dfd.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -303,6 +303,229 @@ def index_casia_surf(root: str | os.PathLike, lists: dict[str, str] | None = Non
     return records
 
 
+# ------------------------------------------------------------------------------------------------- UADFV
+UADFV_SPLIT_FILE = "uadfv_split.json"
+
+
+def uadfv_subject_split(subjects: Sequence[str], seed: int, test_fraction: float = 0.2) -> dict[str, list[str]]:
+    """Seeded, subject-disjoint train / test split of UADFV subjects (DefakeHop, seed 000 §4.1: UADFV has no
+    official split, "we randomly select 80% for training and 20% for testing"): the sorted subjects are
+    permuted with ``numpy.random.default_rng(seed)`` and the first ``round(test_fraction * n)`` (at least one,
+    never all) form the test split."""
+    import numpy as np
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"UADFV test_fraction must lie in (0, 1), got {test_fraction}")
+    unique = sorted(set(subjects))
+    if len(unique) < 2:
+        raise ValueError(f"a UADFV train/test split needs at least 2 subjects, found {len(unique)}")
+    count = min(max(1, round(test_fraction * len(unique))), len(unique) - 1)
+    order = [unique[int(i)] for i in np.random.default_rng(seed).permutation(len(unique))]
+    return {"train": sorted(order[count:]), "test": sorted(order[:count])}
+
+
+def read_uadfv_split(path: Path) -> dict[str, str]:
+    """Subject -> split from a UADFV split file (JSON ``{"seed", "test_fraction", "train": [...], "test": [...]}``)."""
+    if not path.is_file():
+        raise _missing(path, "the UADFV split file (JSON {seed, test_fraction, train: [subjects], test: "
+                             "[subjects]}); omit `split_file` to have it written from `seed`.")
+    try:
+        content = json.loads(path.read_text())
+        split_of = {str(s): split for split in ("train", "test") for s in content[split]}
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a UADFV split file ({err}); expected JSON with 'train' and 'test' lists "
+                         f"of subject ids; delete it to have it rewritten from the seed") from err
+    return split_of
+
+
+def index_uadfv(root: str | os.PathLike, seed: int = 0, test_fraction: float = 0.2,
+                split_file: str | None = None, dataset: str = "uadfv") -> list[VideoRecord]:
+    """UADFV (Yang et al. 2019): ``real/NNNN.mp4`` and ``fake/NNNN_fake.mp4`` (49 + 49; the fake ``NNNN_fake`` is
+    made from the real ``NNNN``, so both share subject ``NNNN``). The layout is that of the release (folders
+    ``real`` / ``fake``, fakes suffixed ``_fake``); any other stem in ``fake/`` keeps its own name as subject.
+
+    No official split exists; the split is a seeded, subject-disjoint ``1 - test_fraction`` / ``test_fraction``
+    one (:func:`uadfv_subject_split`, DefakeHop's 80 / 20) stored in a split file, so it is reproducible and
+    can be shared: ``split_file`` (relative to ``root`` or absolute) is read when given (it must exist);
+    otherwise ``<root>/uadfv_split.json`` is read, or written from ``seed`` when absent (and rewritten when its
+    seed or fraction differ from the ones asked for). Subjects missing from a given file get split "".
+    """
+    root = Path(root)
+    records: list[VideoRecord] = []
+    for folder, label in (("real", 0), ("fake", 1)):
+        for path in _files(root / folder, VIDEO_SUFFIXES):
+            subject = path.stem[:-len("_fake")] if label and path.stem.endswith("_fake") else path.stem
+            records.append(VideoRecord(dataset=dataset, video_id=f"{folder}/{path.stem}", source=_rel(path, root),
+                                       label=label, method="fake" if label else "real", subject=subject))
+    if not records:
+        raise FileNotFoundError(f"no UADFV videos under {root}: expected real/NNNN.mp4 and fake/NNNN_fake.mp4")
+    if split_file is not None:
+        path = Path(split_file) if Path(split_file).is_absolute() else root / split_file
+        split_of = read_uadfv_split(path)
+    else:
+        path = root / UADFV_SPLIT_FILE
+        wanted = {"seed": int(seed), "test_fraction": float(test_fraction)}
+        current = json.loads(path.read_text()) if path.is_file() else {}
+        if {k: current.get(k) for k in wanted} != wanted:
+            from lightning_dfd.io import write_text_atomic
+
+            split = uadfv_subject_split([r.subject for r in records], seed, test_fraction)
+            try:
+                write_text_atomic(path, json.dumps({**wanted, **split}, indent=1) + "\n")
+            except OSError as err:
+                raise OSError(f"cannot write the UADFV split file {path} ({err}); write it elsewhere with "
+                              f"uadfv_subject_split and pass dataset_options {{split_file: PATH}}") from err
+        split_of = read_uadfv_split(path)
+    return [replace(r, split=split_of.get(r.subject, "")) for r in records]
+
+
+# ---------------------------------------------------------------------------------------------------- DFD
+def index_dfd(root: str | os.PathLike, compressions: Sequence[str] | None = None,
+              dataset: str = "dfd") -> list[VideoRecord]:
+    """Google's DeepFakeDetection (DFD) in the FaceForensics++ layout (FaceForensics repository,
+    ``dataset/DeepFakeDetection/README.md`` and ``download-FaceForensics.py``, datasets ``DeepFakeDetection`` /
+    ``DeepFakeDetection_original``): ``original_sequences/actors/<c>/videos/AA__<scene>.mp4`` (real) and
+    ``manipulated_sequences/DeepFakeDetection/<c>/videos/AA_BB__<scene>__<code>.mp4`` (fake: actor AA's video
+    with BB's face). DFD has no official split; every video is split ``test`` (LAA-Net, seed 003 Table 1, tests on
+    all of it). Subject = the target actor ``AA``. FF++'s ``splits/*.json`` are not needed.
+    """
+    root = Path(root)
+    compressions = list(compressions) if compressions is not None else list(FFPP_COMPRESSIONS)
+    unknown = set(compressions) - set(FFPP_COMPRESSIONS)
+    if unknown:
+        raise ValueError(f"unknown DFD compressions {sorted(unknown)}; choose from {FFPP_COMPRESSIONS}")
+    records: list[VideoRecord] = []
+    sources = (("original_sequences/actors", "actors", "real", 0),
+               ("manipulated_sequences/DeepFakeDetection", "DeepFakeDetection", "DeepFakeDetection", 1))
+    for top, folder, method, label in sources:
+        for compression in compressions:
+            for path in _files(root / top / compression / "videos", VIDEO_SUFFIXES):
+                subject = path.stem.split("__")[0].split("_")[0]
+                records.append(VideoRecord(
+                    dataset=dataset, video_id=f"{folder}/{compression}/{path.stem}", source=_rel(path, root),
+                    label=label, method=method, compression=compression, split="test", subject=subject))
+    if not records:
+        raise FileNotFoundError(
+            f"no DFD videos under {root}: expected original_sequences/actors/<c23|c40|raw>/videos/*.mp4 and "
+            f"manipulated_sequences/DeepFakeDetection/<c23|c40|raw>/videos/*.mp4 (compressions {compressions}).")
+    return records
+
+
+# ------------------------------------------------------------------------------------- DeeperForensics-1.0
+DEEPER_VARIANTS = ("end_to_end", "reenact_postprocess", "end_to_end_level_1", "end_to_end_level_2",
+                   "end_to_end_level_3", "end_to_end_level_4", "end_to_end_level_5", "end_to_end_random_level",
+                   "end_to_end_mix_2_distortions", "end_to_end_mix_3_distortions", "end_to_end_mix_4_distortions")
+DEEPER_REALS = "original_sequences/youtube/c23/videos"
+
+
+def index_deeperforensics(root: str | os.PathLike, variants: Sequence[str] | None = None,
+                          dataset: str = "deeperforensics") -> list[VideoRecord]:
+    """DeeperForensics-1.0 (Jiang et al. 2020), layout of its ``dataset/README.md`` (EndlessSora/DeeperForensics-1.0):
+    ``manipulated_videos/<variant>/<target>_<source>.mp4`` (11 variants: ``end_to_end``, ``reenact_postprocess``,
+    ``end_to_end_level_<1-5>``, ``end_to_end_random_level``, ``end_to_end_mix_<2-4>_distortions``; the same 1000
+    names in each) and ``lists/splits/{train,val,test}.txt`` (one fake video name per line, 703 : 96 : 21 ...).
+
+    The real ("target") videos are FF++'s c23 YouTube originals, not shipped with the dataset: they are read
+    from ``<root>/original_sequences/youtube/c23/videos/<target>.mp4`` (link FF++'s folder there). A real video
+    takes the split of the fakes made from it ("the corresponding real videos ... using the first three digit
+    ID", README); reals no split lists are left out. ``method`` = the variant folder (the perturbation kind
+    kept per sample, for per-variant metrics); subject = the target id, so a real and its fakes stay together.
+    """
+    root = Path(root)
+    split_of: dict[str, str] = {}
+    for split in FFPP_SPLITS:
+        path = root / "lists" / "splits" / f"{split}.txt"
+        if not path.is_file():
+            raise _missing(path, f"the DeeperForensics-1.0 {split} split (one manipulated video name "
+                                 f"'<target>_<source>.mp4' per line), shipped in the dataset's lists/splits/.")
+        for line in path.read_text().splitlines():
+            if line.strip():
+                split_of[Path(line.strip()).stem] = split
+    present = sorted(p.name for p in (root / "manipulated_videos").iterdir()) if (
+        root / "manipulated_videos").is_dir() else []
+    chosen = list(variants) if variants is not None else [v for v in DEEPER_VARIANTS if v in present]
+    unknown = sorted(set(chosen) - set(DEEPER_VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown DeeperForensics-1.0 variants {unknown}; choose from {list(DEEPER_VARIANTS)}")
+    records: list[VideoRecord] = []
+    target_split: dict[str, str] = {}
+    for variant in chosen:
+        for path in _files(root / "manipulated_videos" / variant, VIDEO_SUFFIXES):
+            target = path.stem.split("_")[0]
+            split = split_of.get(path.stem, "")
+            if split:
+                if target_split.setdefault(target, split) != split:
+                    raise ValueError(f"DeeperForensics-1.0 lists/splits put target {target} in both "
+                                     f"{target_split[target]} and {split}: its real video would be in two splits")
+            records.append(VideoRecord(dataset=dataset, video_id=f"{variant}/{path.stem}", source=_rel(path, root),
+                                       label=1, method=variant, split=split, subject=target))
+    if not records:
+        raise FileNotFoundError(f"no DeeperForensics-1.0 videos under {root}/manipulated_videos/<variant>/ "
+                                f"(variants {chosen}).")
+    reals_dir = root / DEEPER_REALS
+    if not reals_dir.is_dir():
+        raise _missing(reals_dir, "the real (target) videos of DeeperForensics-1.0: FF++'s c23 YouTube originals "
+                                  "NNN.mp4 (not shipped with the dataset; link FF++'s folder there).")
+    for path in _files(reals_dir, VIDEO_SUFFIXES):
+        if path.stem in target_split:
+            records.append(VideoRecord(dataset=dataset, video_id=f"real/{path.stem}", source=_rel(path, root),
+                                       label=0, method="real", compression="c23", split=target_split[path.stem],
+                                       subject=path.stem))
+    return records
+
+
+# ------------------------------------------------------------------------------------------ WildDeepfake
+WILDDEEPFAKE_PARTS = {("real", "train"): 0, ("real", "test"): 0, ("fake", "train"): 1, ("fake", "test"): 1}
+
+
+def wilddeepfake_part_dir(root: Path, kind: str, split: str) -> Path | None:
+    """``<root>/<kind>_<split>`` (the folders of the released archives), or ``<root>/<kind> <split>`` as the
+    README spells them; None when neither exists."""
+    for name in (f"{kind}_{split}", f"{kind} {split}"):
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def index_wilddeepfake(root: str | os.PathLike, dataset: str = "wilddeepfake") -> list[VideoRecord]:
+    """WildDeepfake (Zi et al. 2020), layout of its README (OpenTAI/wild-deepfake): ``{real,fake}_{train,test}/``
+    holding ``K.tar.gz`` archives, "in each tar.gz file, there will be several folders containing face images,
+    and the images in each folder represent a face sequence. The image name in the folder represents the frame
+    number". This reads the archives *unpacked* (``K/`` beside ``K.tar.gz``, or only ``K/``): preprocess unpacks
+    each archive once, resumably, into its output (:func:`lightning_dfd.data.preprocess.unpack_wilddeepfake`).
+
+    One record per face sequence (a folder of images, at any depth inside ``K/``): ``source`` is that folder,
+    ``video_id`` ``<kind>_<split>/K/<folder>``; subject "" (the release names no identities).
+    """
+    root = Path(root)
+    records: list[VideoRecord] = []
+    found_any = False
+    for (kind, split), label in WILDDEEPFAKE_PARTS.items():
+        part = wilddeepfake_part_dir(root, kind, split)
+        if part is None:
+            continue
+        found_any = True
+        folders = sorted({p.parent for p in part.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES})
+        for folder in folders:
+            rel = folder.relative_to(part).as_posix()
+            records.append(VideoRecord(dataset=dataset, video_id=f"{kind}_{split}/{rel}",
+                                       source=_rel(folder, root), label=label, method=kind, split=split))
+    if found_any and not records:
+        raise FileNotFoundError(f"no unpacked WildDeepfake face sequences under {root}: its K.tar.gz archives are "
+                                f"unpacked by `preprocess --dataset wilddeepfake` (into OUT/unpacked), or unpack "
+                                f"each K.tar.gz into a K/ folder beside it.")
+    if not found_any:
+        raise FileNotFoundError(f"no WildDeepfake data under {root}: expected real_train/, real_test/, fake_train/ "
+                                f"and fake_test/ folders of K.tar.gz archives (or their unpacked K/ folders).")
+    return records
+
+
+def wilddeepfake_frame_number(path: Path) -> int:
+    """The frame number a WildDeepfake image name carries (``123.png`` -> 123; the digits of the stem)."""
+    digits = re.sub(r"\D", "", path.stem)
+    return int(digits) if digits else -1
+
+
 # ------------------------------------------------------------------------------------------------ folder
 def index_folder(root: str | os.PathLike, dataset: str = "folder", images: bool = True) -> list[VideoRecord]:
     """Any folder tree of videos (and images, each one a one-frame sample). Label from the nearest parent
@@ -335,13 +558,18 @@ INDEXERS: dict[str, Callable[..., list[VideoRecord]]] = {
     "dfdc": index_dfdc,
     "dfdc_preview": index_dfdc_preview,
     "casia_surf": index_casia_surf,
+    "uadfv": index_uadfv,
+    "dfd": index_dfd,
+    "deeperforensics": index_deeperforensics,
+    "wilddeepfake": index_wilddeepfake,
     "folder": index_folder,
 }
 
 
 def index_dataset(name: str, root: str | os.PathLike, **options) -> list[VideoRecord]:
     """Index a raw dataset by name (``ffpp``, ``celebdf_v1``, ``celebdf_v2`` (= ``celebdf``), ``dfdc``,
-    ``dfdc_preview``, ``casia_surf``, ``folder``) with the indexer's options; records sorted by video_id."""
+    ``dfdc_preview``, ``casia_surf``, ``uadfv``, ``dfd``, ``deeperforensics``, ``wilddeepfake``, ``folder``) with
+    the indexer's options; records sorted by video_id."""
     if name not in INDEXERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(INDEXERS)}")
     if not Path(root).is_dir():

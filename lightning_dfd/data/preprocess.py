@@ -47,9 +47,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lightning_dfd.data.faces import LandmarkBackend, build_backend, crop_face, largest_face, sidecar_path
-from lightning_dfd.data.layouts import VideoRecord, index_dataset
+from lightning_dfd.data.layouts import (VideoRecord, index_dataset, wilddeepfake_frame_number,
+                                        wilddeepfake_part_dir)
 from lightning_dfd.data.manifest import MANIFEST_NAME, write_manifest
-from lightning_dfd.data.video import VideoDecodeError, check_file, iter_frames
+from lightning_dfd.data.video import IMAGE_SUFFIXES, VideoDecodeError, check_file, iter_frames
 from lightning_dfd.io import atomic_path, write_bytes_atomic, write_text_atomic
 
 SETTINGS_NAME = "preprocess.json"
@@ -143,10 +144,13 @@ def same_content(recorded: dict[str, Any], path: Path) -> bool:
 def source_files(record: VideoRecord, root: Path, settings: CropSettings) -> dict[str, Path]:
     """Every file a record's crops are made from, by path relative to ``root``."""
     names = [record.source, *record.extra_paths.values()]
+    if (root / record.source).is_dir():  # a face sequence (WildDeepfake): its images
+        names = [path.relative_to(root).as_posix() for path in sequence_images(root / record.source)]
     files = {name: root / name for name in names}
     if settings.backend == "sidecar" and not settings.already_cropped:
-        sidecar = sidecar_path(root / record.source)
-        files[sidecar.relative_to(root).as_posix()] = sidecar
+        for name in list(files):
+            sidecar = sidecar_path(root / name)
+            files[sidecar.relative_to(root).as_posix()] = sidecar
     return files
 
 
@@ -232,6 +236,61 @@ def crop_video(record: VideoRecord, root: Path, out: Path, settings: CropSetting
     return rows
 
 
+def sequence_images(folder: Path) -> list[Path]:
+    """The images of a face-sequence folder, in frame-number order (the name carries the frame number)."""
+    images = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(images, key=lambda p: (wilddeepfake_frame_number(p), p.name))
+
+
+def fit_landmarks(backend: LandmarkBackend, image: np.ndarray, path: Path) -> np.ndarray | None:
+    """68 landmarks of the face that fills ``image`` (a face crop already): fitted inside the whole image by a
+    backend that can (dlib's ``landmarks_in``), else the largest face the backend finds (sidecar ground truth,
+    face-alignment); None when it finds none."""
+    if hasattr(backend, "landmarks_in"):
+        height, width = image.shape[:2]
+        return backend.landmarks_in(image, np.array([0, 0, width - 1, height - 1], np.float32))
+    face = largest_face(backend.detect(image, 0, path))
+    return None if face is None else face.landmarks
+
+
+def crop_face_sequence(record: VideoRecord, root: Path, out: Path, settings: CropSettings,
+                       backend: LandmarkBackend) -> list[dict]:
+    """A folder of face images (WildDeepfake): no detection, each chosen image (``frames`` evenly spaced, or all)
+    is resized whole to ``size`` with its landmarks fitted; ``frame_index`` = the frame number of its name."""
+    from lightning_dfd.data.video import evenly_spaced
+
+    images = sequence_images(root / record.source)
+    if not images:
+        return [_row(record.video_id, "unreadable", f"no images in face sequence {root / record.source}")]
+    if not settings.all_frames:
+        images = [images[int(i)] for i in evenly_spaced(len(images), settings.frames)]
+    rows: list[dict] = []
+    for position, path in enumerate(images):
+        frame_index = wilddeepfake_frame_number(path)
+        frame_index = frame_index if frame_index >= 0 else position
+        try:
+            _, image = next(iter_frames(path))
+            landmarks = fit_landmarks(backend, image, path)
+        except VideoDecodeError as err:
+            rows.append(_row(record.video_id, err.kind, err.reason, frame_index))
+            continue
+        except (FileNotFoundError, IndexError, ValueError) as err:
+            return [_row(record.video_id, "unreadable", f"{type(err).__name__}: {err}")]
+        if landmarks is None:
+            rows.append(_row(record.video_id, "no_face", f"{backend.name} fitted no landmarks in {path.name}",
+                             frame_index))
+            continue
+        height, width = image.shape[:2]
+        crop = crop_face(image, landmarks, 0.0, settings.size, box=np.array([0, 0, width, height], np.float32))
+        rel = Path("crops") / record.video_id / f"{frame_index:06d}.{settings.image_format}"
+        write_bytes_atomic(out / rel, _encode(crop.image, settings.image_format, settings.jpeg_quality))
+        rows.append(_row(record.video_id, "ok", "", frame_index, rel.as_posix(), crop.landmarks.reshape(-1).tolist(),
+                         crop.box.tolist()))
+    if all(row["status"] != "ok" for row in rows):
+        return [_row(record.video_id, "no_face_video", f"no usable image in the {len(rows)} chosen")]
+    return rows
+
+
 def copy_cropped_sample(record: VideoRecord, root: Path, out: Path, settings: CropSettings) -> list[dict]:
     """An already-cropped image sample (CASIA-SURF colour + depth + IR): copy, or resize to ``size``."""
     import cv2
@@ -301,10 +360,69 @@ def _process(record: VideoRecord, root: Path, out: Path, settings: CropSettings,
     clear_video_outputs(out, record.video_id)
     if settings.already_cropped:
         rows = copy_cropped_sample(record, root, out, settings)
+    elif (root / record.source).is_dir():
+        rows = crop_face_sequence(record, root, out, settings, _WORKER["backend"])
     else:
         rows = crop_video(record, root, out, settings, _WORKER["backend"], decoder)
     write_part(out, record.video_id, rows, sources)
     return record.video_id, [row["status"] for row in rows]
+
+
+# ------------------------------------------------------------------------------------------- archives
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+UNPACKED_DIR = "unpacked"
+UNPACKED_MARK = ".unpacked"
+
+
+def _archive_stem(path: Path) -> str:
+    return next(path.name[:-len(s)] for s in ARCHIVE_SUFFIXES if path.name.endswith(s))
+
+
+def wilddeepfake_archives(root: Path) -> list[tuple[str, Path]]:
+    """(``<kind>_<split>`` folder, archive) for every ``K.tar.gz`` of a WildDeepfake root."""
+    found = []
+    for kind in ("real", "fake"):
+        for split in ("train", "test"):
+            part = wilddeepfake_part_dir(root, kind, split)
+            if part is not None:
+                found += [(f"{kind}_{split}", p) for p in sorted(part.iterdir())
+                          if p.is_file() and p.name.endswith(ARCHIVE_SUFFIXES)]
+    return found
+
+
+def unpack_wilddeepfake(root: Path, dest: Path, progress: bool = False) -> Path:
+    """Unpack every WildDeepfake archive once into ``dest/<kind>_<split>/K/`` and return ``dest`` (``root`` itself
+    when it holds no archives, i.e. is unpacked already). Resumable: an archive is extracted into a temporary
+    folder that is renamed into place, then marked done, so a killed run redoes only the archive it was on.
+    Members are extracted with the ``data`` filter rules (no absolute paths, links or ``..`` leaving the folder)."""
+    import tarfile
+
+    from tqdm import tqdm
+
+    archives = wilddeepfake_archives(root)
+    if not archives:
+        return root
+    for part, archive in tqdm(archives, desc="unpack wilddeepfake", unit="archive", disable=not progress):
+        target = dest / part / _archive_stem(archive)
+        if (target / UNPACKED_MARK).is_file():
+            continue
+        shutil.rmtree(target, ignore_errors=True)
+        staging = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            with tarfile.open(archive) as tar:
+                for member in tar:
+                    name = Path(member.name)
+                    if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                        continue
+                    tar.extract(member, staging, set_attrs=False)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ValueError(f"cannot unpack WildDeepfake archive {archive}: {err}; re-download it") from err
+        staging.rename(target)
+        (target / UNPACKED_MARK).write_text(str(archive) + "\n")
+    return dest
 
 
 # ------------------------------------------------------------------------------------------- main side
@@ -365,7 +483,9 @@ def preprocess(
     """Decode, detect, align and crop a raw dataset into ``out``; returns the manifest path.
 
     Args:
-        dataset: ``ffpp``, ``celebdf_v1``, ``celebdf_v2``, ``dfdc``, ``dfdc_preview``, ``casia_surf``, ``folder``.
+        dataset: ``ffpp``, ``celebdf_v1``, ``celebdf_v2``, ``dfdc``, ``dfdc_preview``, ``casia_surf``, ``uadfv``,
+            ``dfd``, ``deeperforensics``, ``wilddeepfake`` (archives unpacked once into ``out/unpacked``; its
+            images are faces already: resized whole, landmarks fitted), ``folder``.
         root: the dataset's raw folder in its official layout (docs/architecture.md §3).
         out: output folder (crops/, parts/, manifest.parquet, summary.json); rerunning resumes.
         frames: evenly spaced frames per video.
@@ -392,6 +512,8 @@ def preprocess(
         raise ValueError(f"frames must be positive, got {frames}")
     if image_format not in ("png", "jpg"):
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
+    if dataset == "wilddeepfake":  # archives of face sequences: unpacked once into out/unpacked
+        root = unpack_wilddeepfake(root, out / UNPACKED_DIR, progress)
     records = index_dataset(dataset, root, **(dataset_options or {}))
     if limit is not None:
         records = records[:limit]

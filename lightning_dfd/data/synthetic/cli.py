@@ -8,13 +8,18 @@ from typing import Literal
 
 from lightning_dfd.data.synthetic.casia_surf import plan_casia_surf
 from lightning_dfd.data.synthetic.celebdf import plan_celebdf
+from lightning_dfd.data.synthetic.deeperforensics import DEFAULT_TWIN_VARIANTS, plan_deeperforensics
+from lightning_dfd.data.synthetic.dfd import plan_dfd
 from lightning_dfd.data.synthetic.dfdc import plan_dfdc, plan_dfdc_preview
 from lightning_dfd.data.synthetic.encode import crf_of
 from lightning_dfd.data.synthetic.ffpp import FFPP_METHODS, plan_ffpp
 from lightning_dfd.data.synthetic.plan import RenderSettings, TwinPlan, run_plan
+from lightning_dfd.data.synthetic.uadfv import plan_uadfv
+from lightning_dfd.data.synthetic.wilddeepfake import plan_wilddeepfake
 from lightning_dfd.io import write_text_atomic
 
-Dataset = Literal["ffpp", "celebdf", "celebdf_v1", "dfdc", "dfdc_preview", "casia_surf"]
+Dataset = Literal["ffpp", "celebdf", "celebdf_v1", "dfdc", "dfdc_preview", "casia_surf", "uadfv", "wilddeepfake",
+                  "dfd", "deeperforensics"]
 PARAMS_FILE = "twin.json"
 README_FILE = "README.twin.txt"
 
@@ -34,7 +39,8 @@ Parameters: {params}
 
 _NAMES = {"ffpp": "FaceForensics++", "celebdf": "Celeb-DF (v2)", "celebdf_v1": "Celeb-DF (v1)",
           "dfdc": "the DFDC (full) dataset", "dfdc_preview": "the DFDC preview dataset",
-          "casia_surf": "CASIA-SURF (CVPR'19 challenge)"}
+          "casia_surf": "CASIA-SURF (CVPR'19 challenge)", "uadfv": "UADFV", "wilddeepfake": "WildDeepfake",
+          "dfd": "Google's DeepFakeDetection (DFD)", "deeperforensics": "DeeperForensics-1.0"}
 
 
 def synth(
@@ -65,7 +71,8 @@ def synth(
         seed: everything (faces, motion, manipulations, splits, names) follows from it.
         identities: number of people (FF++/Celeb-DF/DFDC train actors; DFDC-preview and CASIA-SURF subjects).
         videos: real videos: FF++ ids (even, >= 6), Celeb-real clips, DFDC reals (train + test),
-            DFDC-preview clips. Unused by CASIA-SURF.
+            DFDC-preview clips, UADFV reals, DFD actor scenes, DeeperForensics-1.0 targets (>= 3); WildDeepfake:
+            face sequences (>= 8, spread over real/fake x train/test). Unused by CASIA-SURF.
         frames: frames per video (images per sample for CASIA-SURF).
         size: frame side in pixels (even; frames are square).
         full_splits: FF++ only: list all 1000 ids at the official 360/70/70 pairs, with empty placeholder
@@ -123,6 +130,14 @@ def synth(
         plan = plan_dfdc_preview(seed, videos, identities, test_fraction, crf)
     elif dataset == "casia_surf":
         plan = plan_casia_surf(seed, identities, frames, list(subject_split))
+    elif dataset == "uadfv":
+        plan = plan_uadfv(seed, videos, crf)
+    elif dataset == "dfd":
+        plan = plan_dfd(seed, videos, identities, list(compressions))
+    elif dataset == "deeperforensics":
+        plan = plan_deeperforensics(seed, videos, identities, list(DEFAULT_TWIN_VARIANTS))
+    elif dataset == "wilddeepfake":
+        plan = plan_wilddeepfake(seed, videos, identities)
     else:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {list(_NAMES)}")
     # Parameters first: an interrupted run can only be resumed with the same ones.
