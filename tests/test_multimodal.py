@@ -66,3 +66,22 @@ def test_weight_transfer_lands_every_tensor(tmp_path):
     torch.testing.assert_close(own["agg.0.0.conv1.weight"], source["layer2.0.conv1.weight"])
     torch.testing.assert_close(own["agg.2.1.bn2.running_var"], source["layer4.1.bn2.running_var"])
     assert any(n.startswith("se.") for n in report["unmatched"]) and "head.weight" in report["unmatched"]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])
+def test_parameter_count_from_the_single_stream_parts(name):
+    with torch.device("meta"):
+        model = MultiModalResNet(name, mlfa=False)
+        ref = full_resnet(name)
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    c3 = model.branches[0].feature_info.channels()[-1]
+    branch = count(ref.conv1) + count(ref.bn1) + count(ref.layer1) + count(ref.layer2) + count(ref.layer3)
+    hidden = c3 // 16
+    se = c3 * hidden + hidden + hidden * c3 + c3
+    first = ref.layer4[0]
+    widened = 2 * (first.conv1.weight.numel() + first.downsample[0].weight.numel())  # 3 x C3 inputs, not C3
+    head = ref.num_features * 2 + 2
+    assert count(model) == 3 * (branch + se) + count(ref.layer4) + widened + head
