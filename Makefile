@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test demo bench clean lint
+.PHONY: install test demo bench clean lint slurm-up slurm-down
 
 install: $(STAMP)
 
@@ -32,3 +32,10 @@ lint: install
 
 clean:
 	rm -rf $(VENV) outputs wandb lightning_logs .pytest_cache
+
+# A one-node SLURM cluster on this machine for the `slurm` tests (root; apt-get slurm-wlm + munge once).
+slurm-up:
+	slurm/local_cluster.sh up
+
+slurm-down:
+	slurm/local_cluster.sh down
