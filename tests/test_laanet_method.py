@@ -280,7 +280,10 @@ def test_config_instantiates(config: Path) -> None:
         assert cli.trainer.max_epochs == 100
         assert any(isinstance(cb, BackboneFreeze) and cb.freeze_epochs == 6 for cb in cli.trainer.callbacks)
     if stem.startswith("test_"):
-        assert type(cli.datamodule).__name__ in ("CelebDFDataModule", "DFDCDataModule")
+        expected = {"test_celebdf_v2": "CelebDFDataModule", "test_dfdc": "DFDCDataModule",
+                    "test_dfdc_preview": "DFDCDataModule", "test_dfw": "WildDeepfakeDataModule",
+                    "test_dfd": "DFDDataModule"}  # LAA-Net Table 1's columns
+        assert type(cli.datamodule).__name__ == expected[stem]
         assert cli.datamodule.image_size == 384 and not hp["pretrained"]
     else:
         data = cli.datamodule
