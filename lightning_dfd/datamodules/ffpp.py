@@ -9,6 +9,10 @@ Protocols (rows are always one compression level):
 * ``real_only``: the training split keeps only real videos (SBI / BI training, LAA-Net seed 003); val and test
   keep real + every manipulation in ``methods``.
 
+``test_balance: balanced`` keeps every real test video and as many fake test videos, drawn evenly across the
+manipulations with ``test_balance_seed`` (:func:`balanced_test_videos`; 140 real + 35 per manipulation on FF++, the
+combined set DLDFD's Table 2 fits, seed 002).
+
 The ``split`` column written by preprocess from ``splits/{train,val,test}.json`` decides the split; videos
 outside it (``actors`` originals, DeepFakeDetection) are left out. Every sample keeps its ``method`` so the
 method base reports per-manipulation metrics.
@@ -16,8 +20,10 @@ method base reports per-manipulation metrics.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from lightning_dfd.datamodules.base import FaceForgeryDataModule
@@ -25,6 +31,30 @@ from lightning_dfd.datamodules.base import FaceForgeryDataModule
 FFPP_DEFAULT_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 FFPP_ALL_METHODS = FFPP_DEFAULT_METHODS + ("FaceShifter", "DeepFakeDetection")
 REAL_METHOD = "real"
+
+
+def balanced_test_videos(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The rows of every real video and of as many fake videos, drawn evenly across the manipulations.
+
+    With ``R`` real videos and ``M`` manipulations each manipulation gives ``R // M`` videos, and the first
+    ``R % M`` manipulations in name order one more; within a manipulation the videos are a seeded permutation of
+    its video ids in name order (seed = ``seed`` and the manipulation's name, so one manipulation's draw does not
+    depend on the others). A manipulation with too few videos is an error naming the counts.
+    """
+    is_real = rows["label"] == 0
+    n_real = int(rows.loc[is_real, "video_id"].nunique())
+    fakes = rows[~is_real]
+    methods = sorted(fakes["method"].astype(str).unique())
+    keep = set(rows.loc[is_real, "video_id"])
+    for index, method in enumerate(methods):
+        quota = n_real // len(methods) + (1 if index < n_real % len(methods) else 0)
+        videos = np.array(sorted(fakes.loc[fakes["method"] == method, "video_id"].unique()), dtype=object)
+        if quota > len(videos):
+            raise ValueError(f"test_balance: balanced needs {quota} {method} test videos beside {n_real} real ones, "
+                             f"the test split has {len(videos)}; use test_balance: none")
+        rng = np.random.default_rng([seed, zlib.crc32(method.encode())])
+        keep.update(rng.permutation(videos)[:quota].tolist())
+    return rows[rows["video_id"].isin(keep)]
 
 
 class FFPPDataModule(FaceForgeryDataModule):
@@ -37,6 +67,9 @@ class FFPPDataModule(FaceForgeryDataModule):
         holdout_method: the manipulation held out for testing with ``protocol='leave_one_out'``.
         compression: ``raw``, ``c23`` or ``c40``.
         real_sources: which original folders count as real videos (``youtube``; ``actors`` are outside the split).
+        test_balance: ``none`` (every test video of the protocol) or ``balanced`` (every real test video and as
+            many fakes, drawn evenly across the manipulations: :func:`balanced_test_videos`).
+        test_balance_seed: seed of the fakes ``balanced`` draws (fixed, so every run tests the same videos).
         **kwargs: every other argument of :class:`FaceForgeryDataModule` (``batch_size``, ``image_size``,
             ``pseudo_fake``, ``targets_transform``, ``balance``, ...); the CLI lists and checks them all.
     """
@@ -51,6 +84,8 @@ class FFPPDataModule(FaceForgeryDataModule):
         holdout_method: str | None = None,
         compression: Literal["raw", "c23", "c40"] = "c23",
         real_sources: tuple[str, ...] = ("youtube",),
+        test_balance: Literal["none", "balanced"] = "none",
+        test_balance_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(path=path, **kwargs)
@@ -73,6 +108,10 @@ class FFPPDataModule(FaceForgeryDataModule):
         self.holdout_method = holdout_method
         self.compression = compression
         self.real_sources = list(real_sources)
+        if test_balance not in ("none", "balanced"):
+            raise ValueError(f"test_balance must be none or balanced, got {test_balance!r}")
+        self.test_balance = test_balance
+        self.test_balance_seed = test_balance_seed
 
     def _is_real_source(self, rows: pd.DataFrame) -> pd.Series:
         """Real rows from the chosen original folders (video ids ``youtube/c23/000``)."""
@@ -103,5 +142,7 @@ class FFPPDataModule(FaceForgeryDataModule):
             "val": rows[(split == "val") & val_keep],
             "test": rows[(split == "test") & test_keep],
         }
+        if self.test_balance == "balanced":
+            out["test"] = balanced_test_videos(out["test"], self.test_balance_seed)
         out["predict"] = out["test"]
         return out

@@ -27,7 +27,12 @@ class Scoring:
     Args:
         aggregation: how frame scores become a video score: ``mean`` (mean fake probability, seed 004 Sec. 4),
             ``vote`` (fraction of frames with ``p >= threshold``; majority vote = video score >= 0.5, seed 002)
-            or ``max``.
+            or ``max``. It sets the video *decision* (video accuracy = TCR, APCER...) and, unless
+            ``ranking_aggregation`` says otherwise, the video ranking score too.
+        ranking_aggregation: how frame scores become the video *ranking* score that AUC, AP, EER, TPR@FPR, pAUC
+            and tAUC read; ``None`` (default) = ``aggregation``. DLDFD (seed 002) decides by majority vote
+            (``aggregation: vote``) and reports the mean-score video AUC of the other methods with
+            ``ranking_aggregation: mean`` (a vote fraction ranks coarsely: it has frames + 1 values).
         threshold: decision threshold on the fake probability (accuracy/TCR, APCER/BPCER/ACER, votes).
         flip_tta: average the probability of each frame with that of its horizontal flip at val/test/predict.
         fpr_points: false positive rates at which TPR is reported (keys ``tpr@fpr=1e-4`` or
@@ -48,6 +53,7 @@ class Scoring:
     """
 
     aggregation: Aggregation = "mean"
+    ranking_aggregation: Aggregation | None = None
     threshold: float = 0.5
     flip_tta: bool = False
     fpr_points: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
@@ -64,11 +70,19 @@ class Scoring:
             if value not in allowed:
                 raise ValueError(f"Scoring.{name} must be one of {allowed}, got {value!r} "
                                  f"(model.init_args.scoring.{name} in the config).")
+        if self.ranking_aggregation is not None and self.ranking_aggregation not in AGGREGATIONS:
+            raise ValueError(f"Scoring.ranking_aggregation must be null or one of {AGGREGATIONS}, got "
+                             f"{self.ranking_aggregation!r} (model.init_args.scoring.ranking_aggregation).")
         self.threshold = float(self.threshold)
         self.fpr_points = tuple(float(f) for f in self.fpr_points)
         self.max_fpr = float(self.max_fpr)
         self.tauc_fars = tuple(float(f) for f in self.tauc_fars)
         self.log_wp_recalls = tuple(float(r) for r in self.log_wp_recalls)
+
+    @property
+    def video_ranking_aggregation(self) -> Aggregation:
+        """The aggregation of the video ranking score: ``ranking_aggregation``, else ``aggregation``."""
+        return self.ranking_aggregation or self.aggregation
 
     @property
     def tpr_positive_label(self) -> int:

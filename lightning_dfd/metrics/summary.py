@@ -206,8 +206,8 @@ class DetectionScores(ScoreTargetMetric):
         aggregation, threshold = self.scoring.aggregation, self.scoring.threshold
         video_preds, video_target, unique_video_idx = aggregate_by_video(
             preds, target, video_idx, how=aggregation, threshold=threshold)
-        video_log_odds = aggregate_log_odds_by_video(log_odds, preds, video_idx, how=aggregation,
-                                                     threshold=threshold)
+        video_log_odds = aggregate_log_odds_by_video(log_odds, preds, video_idx,  # ranking: may differ (DLDFD)
+                                                     how=self.scoring.video_ranking_aggregation, threshold=threshold)
         _, frame_video = torch.unique(video_idx, sorted=True, return_inverse=True)
         video_group = segment_max(group, frame_video, unique_video_idx.numel())
         results = self._level_scores(log_odds, preds, target, group, threshold, names, "frame")
