@@ -88,3 +88,52 @@ def plot_score_histogram(scores: dict[str, np.ndarray], path: str | Path, thresh
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return _save(fig, Path(path))
+
+
+def roc_points(scores: dict[str, np.ndarray], level: str) -> tuple[np.ndarray, np.ndarray, float, int] | None:
+    """``(fpr, tpr, auc, n_negatives)`` of one level of a score table (the arrays of
+    :attr:`~lightning_dfd.metrics.DetectionScores.last_scores`), oriented by ``tpr_positive_label`` as
+    :func:`roc_figure` reads it; None where no ROC exists (no scores, one class, NaN scores)."""
+    ranking = scores.get(f"{level}_ranking", scores.get(f"{level}_preds"))
+    target = scores.get(f"{level}_target")
+    if ranking is None or len(ranking) == 0 or len(np.unique(target)) < 2 or np.isnan(ranking).any():
+        return None
+    positive = int(scores.get("tpr_positive_label", 1))
+    is_positive = (np.asarray(target) == positive).astype(int)
+    oriented = np.asarray(ranking, dtype=np.float64) * (1.0 if positive == 1 else -1.0)
+    fpr, tpr, _ = roc_curve(is_positive, oriented)
+    return fpr, tpr, float(roc_auc_score(is_positive, oriented)), int((is_positive == 0).sum())
+
+
+def plot_roc_datasets(curves: dict[str, dict[str, np.ndarray]], path: str | Path, title: str = "ROC") -> Path:
+    """One PNG with the ROC curve of every score table in ``curves`` (name -> ``last_scores``, e.g. one per
+    model and dataset): frame level left, video level right, log FPR, AUC in each legend entry.
+
+    An FPR below ``1 / n_negatives`` cannot be measured on a table (:func:`roc_figure` shades it); here each curve
+    starts at its own ``1 / n_negatives``, marked with a dot, instead of shading several overlapping regions.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    lowest = 1e-2
+    for index, (name, scores) in enumerate(curves.items()):
+        for ax, level in zip(axes, ("frame", "video")):
+            points = roc_points(scores, level)
+            if points is None:
+                continue
+            fpr, tpr, auc, n_negatives = points
+            floor = unmeasurable_fpr(n_negatives)
+            lowest = min(lowest, floor)
+            keep = fpr >= floor
+            colour = colours(index % colours.N)
+            ax.plot(np.r_[floor, fpr[keep]], np.r_[np.interp(floor, fpr, tpr), tpr[keep]], color=colour,
+                    label=f"{name} (AUC {auc:.4f}, n={len(scores[f'{level}_target'])})")
+            ax.plot([floor], [np.interp(floor, fpr, tpr)], "o", color=colour, ms=3)
+    positive = int(next(iter(curves.values()), {}).get("tpr_positive_label", 1)) if curves else 1
+    positive_name = "fake" if positive == 1 else "bona fide"
+    for ax, level in zip(axes, ("frame", "video")):
+        ax.set(xscale="log", xlim=(lowest, 1), ylim=(0, 1.01), xlabel="false positive rate (log)",
+               ylabel=f"true positive rate ({positive_name})", title=f"{title}: {level} level")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=7)
+    return _save(fig, Path(path))
