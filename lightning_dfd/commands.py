@@ -82,7 +82,8 @@ def collect_list_argument(name: str, args: Sequence[str]) -> list[str]:
 
 def collect_option_words(name: str, args: Sequence[str]) -> list[str]:
     """Turn ``--opt a b c`` into ``--opt=["a", "b", "c"]`` for ``name``'s :data:`MULTI_WORD_OPTIONS` (a value
-    already written as one list token, ``--opt [a,b]`` or ``--opt=...``, is left as it is)."""
+    already written as one list token, ``--opt [a,b]`` or ``--opt=[a,b]``, is left as it is; ``--opt=a`` is one
+    word)."""
     import json
 
     options = MULTI_WORD_OPTIONS.get(name, ())
@@ -92,6 +93,10 @@ def collect_option_words(name: str, args: Sequence[str]) -> list[str]:
     while index < len(args):
         arg = args[index]
         index += 1
+        option, sep, value = arg.partition("=")
+        if sep and option in options and not value.startswith("["):
+            out.append(f"{option}={json.dumps([value])}")  # --data=x.yaml: one word
+            continue
         if arg not in options:
             out.append(arg)
             continue

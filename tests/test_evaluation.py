@@ -251,3 +251,36 @@ def test_evaluate_writes_one_table_of_two_datasets_that_scikit_learn_confirms(tm
         header = next(csv.reader(handle))
     assert header[:5] == ["model", "dataset", "group", "frames", "videos"]
     assert {"frame/auc", "frame/ap", "frame/eer", "video/auc", "video/ap", "video/eer", "frame/acer"} <= set(header)
+
+
+# ------------------------------------------------------------------------------------------ command line
+def test_several_words_after_ckpt_and_data_form_one_list_and_help_lists_the_options(capsys):
+    from lightning_dfd.commands import collect_option_words, run_extra_command
+
+    args = ["--ckpt", "a b.ckpt", "c.ckpt", "--data", "x.yaml", "--flip_tta", "true", "--data_paths", "[p,q]"]
+    assert collect_option_words("evaluate", args) == ['--ckpt=["a b.ckpt", "c.ckpt"]', '--data=["x.yaml"]',
+                                                      "--flip_tta", "true", "--data_paths", "[p,q]"]
+    assert collect_option_words("ensemble", ["--data=x.yaml", "--ckpt=[a,b]"]) == ['--data=["x.yaml"]', "--ckpt=[a,b]"]
+    assert collect_option_words("synth", args) == args  # other commands are left alone
+    with pytest.raises(SystemExit) as stopped:
+        run_extra_command("ensemble", ["--help"])
+    assert stopped.value.code == 0
+    help_text = capsys.readouterr().out
+    for option in ("--ckpt", "--data", "--flip_tta", "--data_paths", "--data_args", "--out"):
+        assert option in help_text, option
+
+
+def test_data_configs_and_names(tmp_path):
+    from lightning_dfd.evaluation import EvaluationError, read_data_config, unique_names
+
+    assert read_data_config(FFPP_CONFIG)["class_path"] == "lightning_dfd.datamodules.FFPPDataModule"
+    run = read_data_config(ROOT / "conf/laanet/test_celebdf_v2.yaml")  # a run config's `data:` mapping
+    assert run["class_path"].endswith("CelebDFDataModule") and run["init_args"]["image_size"] == 384
+    run_config = tmp_path / "run.yaml"
+    run_config.write_text(f"model: {{}}\ndata: {FFPP_CONFIG}\n")  # `data:` naming a data config file
+    assert read_data_config(run_config)["init_args"]["compression"] == "c23"
+    (tmp_path / "model.yaml").write_text("model: {class_path: X}\n")
+    with pytest.raises(EvaluationError, match=r"model.yaml: not a DataModule config"):
+        read_data_config(tmp_path / "model.yaml")
+    assert unique_names([Path("o/a/checkpoints/last.ckpt"), Path("o/b/checkpoints/last.ckpt"), Path("m/fold1.ckpt")]) \
+        == ["a/last", "b/last", "fold1"]

@@ -107,31 +107,22 @@ def roc_points(scores: dict[str, np.ndarray], level: str) -> tuple[np.ndarray, n
 
 def plot_roc_datasets(curves: dict[str, dict[str, np.ndarray]], path: str | Path, title: str = "ROC") -> Path:
     """One PNG with the ROC curve of every score table in ``curves`` (name -> ``last_scores``, e.g. one per
-    model and dataset): frame level left, video level right, log FPR, AUC in each legend entry.
-
-    An FPR below ``1 / n_negatives`` cannot be measured on a table (:func:`roc_figure` shades it); here each curve
-    starts at its own ``1 / n_negatives``, marked with a dot, instead of shading several overlapping regions.
-    """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    model and dataset): frame level left, video level right, linear FPR as papers print them, AUC and the
+    number of samples in each legend entry. The low-FPR region of each table is in its own :func:`plot_roc`."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
-    lowest = 1e-2
     for index, (name, scores) in enumerate(curves.items()):
         for ax, level in zip(axes, ("frame", "video")):
             points = roc_points(scores, level)
-            if points is None:
-                continue
-            fpr, tpr, auc, n_negatives = points
-            floor = unmeasurable_fpr(n_negatives)
-            lowest = min(lowest, floor)
-            keep = fpr >= floor
-            colour = colours(index % colours.N)
-            ax.plot(np.r_[floor, fpr[keep]], np.r_[np.interp(floor, fpr, tpr), tpr[keep]], color=colour,
-                    label=f"{name} (AUC {auc:.4f}, n={len(scores[f'{level}_target'])})")
-            ax.plot([floor], [np.interp(floor, fpr, tpr)], "o", color=colour, ms=3)
-    positive = int(next(iter(curves.values()), {}).get("tpr_positive_label", 1)) if curves else 1
-    positive_name = "fake" if positive == 1 else "bona fide"
+            if points is not None:
+                fpr, tpr, auc, _ = points
+                ax.plot(fpr, tpr, color=colours(index % colours.N),
+                        label=f"{name} (AUC {auc:.4f}, n={len(scores[f'{level}_target'])})")
+    positive = int(next(iter(curves.values())).get("tpr_positive_label", 1)) if curves else 1
+    positive_name, negative_name = ("fake", "real") if positive == 1 else ("bona fide", "attack")
     for ax, level in zip(axes, ("frame", "video")):
-        ax.set(xscale="log", xlim=(lowest, 1), ylim=(0, 1.01), xlabel="false positive rate (log)",
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel=f"false positive rate ({negative_name}s scored {positive_name})",
                ylabel=f"true positive rate ({positive_name})", title=f"{title}: {level} level")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
