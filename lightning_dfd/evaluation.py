@@ -37,7 +37,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,8 @@ from lightning_dfd.methods.base import CHECKPOINT_SETTINGS_KEY, INFERENCE_DATA_S
 from lightning_dfd.metrics import DetectionScores, Scoring, mean_probability_log_odds, rate_key
 from lightning_dfd.metrics.anti_spoofing import NO_ATTACK_TYPE
 
-__all__ = ["EnsembleModule", "EvaluationError", "EvaluationResult", "common_inputs", "ensemble", "evaluate",
-           "load_detector"]
+__all__ = ["CheckpointInfo", "EnsembleModule", "EvaluationError", "EvaluationResult", "common_inputs", "ensemble",
+           "evaluate", "inspect_checkpoint", "load_detector"]
 
 #: the recorded data settings that decide what a model is fed (``frames_per_video`` only shapes training epochs).
 INPUT_SETTINGS: tuple[str, ...] = tuple(name for name in INFERENCE_DATA_SETTINGS if name != "frames_per_video")
@@ -73,34 +73,48 @@ class EvaluationError(UserError):
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 @dataclasses.dataclass
-class Detector:
-    """A checkpoint rebuilt for evaluation: the module, where it came from and the data settings it recorded."""
+class CheckpointInfo:
+    """What a checkpoint says about itself: the method's class path and the data settings it was trained with."""
 
     path: Path
-    module: DetectorModule
+    class_path: str
     data: dict[str, Any] | None  # checkpoint["lightning_dfd"]["data"]; None for checkpoints that predate it
 
 
-def load_detector(path: str | Path) -> Detector:
-    """Rebuild the method saved in checkpoint ``path`` (CPU, eval mode) with its recorded data settings.
+def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
+    """Read checkpoint ``path``'s class path and data settings (cheap: nothing is built).
 
     Raises:
-        EvaluationError: no such file, no model class recorded, a class that cannot be imported or rebuilt.
+        EvaluationError: no such file, or no model class recorded.
         InvalidCheckpointError: a truncated or damaged file.
     """
-    from lightning_dfd.cli import read_checkpoint, register_project_classes
-    from lightning_dfd.wiring import import_class
+    from lightning_dfd.cli import read_checkpoint
 
     path = Path(path)
     if not path.is_file():
         raise EvaluationError(f"--ckpt {path}: no such checkpoint file")
     checkpoint = read_checkpoint(path)
     settings = checkpoint.get(CHECKPOINT_SETTINGS_KEY) or {}
-    hparams = checkpoint.get("hyper_parameters") or {}
-    class_path = settings.get("model_class") or hparams.get("_class_path")
+    class_path = settings.get("model_class") or (checkpoint.get("hyper_parameters") or {}).get("_class_path")
     if not class_path:
         raise EvaluationError(f"--ckpt {path} records no model class (not written by lightning-dfd's DetectorModule): "
                               f"test it with `python -m lightning_dfd test --config RUN.yaml --ckpt_path {path}`")
+    return CheckpointInfo(path=path, class_path=str(class_path), data=settings.get("data"))
+
+
+def load_detector(checkpoint: CheckpointInfo | str | Path) -> DetectorModule:
+    """Rebuild the method saved in a checkpoint (CPU, eval mode), weights-only arguments switched off.
+
+    Raises:
+        EvaluationError: as :func:`inspect_checkpoint`, or a class that cannot be imported or rebuilt.
+    """
+    import inspect
+
+    from lightning_dfd.cli import register_project_classes
+    from lightning_dfd.wiring import import_class
+
+    info = checkpoint if isinstance(checkpoint, CheckpointInfo) else inspect_checkpoint(checkpoint)
+    path, class_path = info.path, info.class_path
     register_project_classes()
     try:
         cls = import_class(class_path)
@@ -109,8 +123,6 @@ def load_detector(path: str | Path) -> Detector:
                               f"the code it was trained with (PYTHONPATH)") from err
     if not (isinstance(cls, type) and issubclass(cls, DetectorModule)):
         raise EvaluationError(f"--ckpt {path} holds a {class_path}, which is not a DetectorModule")
-    import inspect
-
     parameters = inspect.signature(cls.__init__).parameters
     overrides = {name: value for name, value in INITIALISATION_ARGUMENTS.items() if name in parameters}
     try:
@@ -120,21 +132,19 @@ def load_detector(path: str | Path) -> Detector:
     except Exception as err:  # noqa: BLE001 - any failure to rebuild is reported with the file and the cause
         raise EvaluationError(f"--ckpt {path}: cannot rebuild {class_path} from it "
                               f"({type(err).__name__}: {' '.join(str(err).split())[:300]})") from err
-    module.eval()
-    return Detector(path=path, module=module, data=settings.get("data"))
+    return module.eval()
 
 
-def common_inputs(detectors: Sequence[Detector]) -> dict[str, Any] | None:
-    """The data settings every detector was trained with (what an ensemble's single DataModule must serve).
+def common_inputs(checkpoints: Sequence[CheckpointInfo]) -> dict[str, Any] | None:
+    """The data settings every checkpoint was trained with (what an ensemble's single DataModule must serve).
 
-    Detectors whose checkpoints record no data settings (older checkpoints) are not compared; None when none
-    records them.
+    Checkpoints that record no data settings (older ones) are not compared; None when none records them.
 
     Raises:
-        EvaluationError: two detectors recorded different :data:`INPUT_SETTINGS` (image / resize size,
+        EvaluationError: two checkpoints recorded different :data:`INPUT_SETTINGS` (image / resize size,
             normalisation, modalities, frame / clip mode), one line naming each differing setting and file.
     """
-    recorded = [d for d in detectors if d.data]
+    recorded = [c for c in checkpoints if c.data]
     if not recorded:
         return None
     first = recorded[0]
@@ -316,7 +326,6 @@ class FrameNames(Callback):
 class TestRun:
     """What one ``Trainer.test`` of one model on one dataset gave."""
 
-    metrics: dict[str, float]  # the base's logged metrics without the ``test/`` prefix
     scores: dict[str, np.ndarray]  # DetectionScores.last_scores
     group_names: dict[int, str]
     video_ids: list[str]
@@ -339,10 +348,9 @@ def run_test(module: DetectorModule, datamodule: LightningDataModule, run_dir: P
         trainer = Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
                           enable_progress_bar=False, enable_model_summary=False, default_root_dir=run_dir,
                           callbacks=[names], **trainer_args)
-        results = trainer.test(module, datamodule=datamodule, verbose=False)
+        trainer.test(module, datamodule=datamodule, verbose=False)
     collector = module.test_scores[0]
-    metrics = {key.removeprefix("test/"): float(value) for key, value in results[0].items()}
-    return TestRun(metrics=metrics, scores=dict(collector.last_scores), group_names=dict(collector.group_names),
+    return TestRun(scores=dict(collector.last_scores), group_names=dict(collector.group_names),
                    video_ids=names.video_ids, frame_indices=names.frame_indices,
                    seconds=time.perf_counter() - start)
 
@@ -486,6 +494,28 @@ class EvaluationResult:
     run_dirs: dict[tuple[str, str], Path]
 
 
+def models_to_evaluate(infos: Sequence[CheckpointInfo], ensemble: bool, inputs: dict[str, Any] | None,
+                       flip_tta: bool | None) -> Iterator[tuple[str, DetectorModule, dict[str, Any] | None, str]]:
+    """``(name, module, data settings, source)`` of each model to test, built one at a time (a checkpoint's model
+    is released before the next is loaded); with ``ensemble`` one :class:`EnsembleModule` of all of them."""
+    if not ensemble:
+        for name, info in zip(unique_names([i.path for i in infos]), infos):
+            module = load_detector(info)
+            if flip_tta is not None:
+                module.scoring.flip_tta = flip_tta
+            yield name, module, info.data, str(info.path)
+        return
+    members = [load_detector(info) for info in infos]
+    model = EnsembleModule(members)
+    if flip_tta is not None:
+        model.scoring.flip_tta = flip_tta
+    differing = sorted({f.name for m in members[1:] for f in dataclasses.fields(Scoring)
+                        if f.name != "flip_tta" and getattr(m.scoring, f.name) != getattr(members[0].scoring, f.name)})
+    if differing:
+        print(f"[lightning-dfd] ensemble members' scoring differs in {differing}: the first member's is used")
+    yield f"ensemble of {len(members)}", model, inputs, " + ".join(str(i.path) for i in infos)
+
+
 # ---------------------------------------------------------------------------------------------- commands
 def evaluate(ckpt: list[Path], data: list[Path], out: Path = Path("outputs/evaluate"), ensemble: bool = False,
              flip_tta: bool | None = None, data_paths: list[str] | None = None,
@@ -519,31 +549,19 @@ def evaluate(ckpt: list[Path], data: list[Path], out: Path = Path("outputs/evalu
                               f"per data config, in the same order")
     for path in data:  # refuse a missing or malformed data config before loading any model
         read_data_config(path)
-    detectors = [load_detector(path) for path in ckpt]
-    if ensemble:
-        inputs = common_inputs(detectors)
-        model = EnsembleModule([d.module for d in detectors])
-        if flip_tta is not None:
-            model.scoring.flip_tta = flip_tta
-        differing = sorted({f.name for d in detectors[1:] for f in dataclasses.fields(Scoring)
-                            if f.name != "flip_tta" and getattr(d.module.scoring, f.name)
-                            != getattr(detectors[0].module.scoring, f.name)})
-        if differing:
-            print(f"[lightning-dfd] ensemble members' scoring differs in {differing}: the first member's is used")
-        models = [(f"ensemble of {len(detectors)}", model, inputs, " + ".join(str(d.path) for d in detectors))]
-    else:
-        models = []
-        for name, detector in zip(unique_names(ckpt), detectors):
-            if flip_tta is not None:
-                detector.module.scoring.flip_tta = flip_tta
-            models.append((name, detector.module, detector.data, str(detector.path)))
+    infos = [inspect_checkpoint(path) for path in ckpt]  # every file readable, and members compatible, first
+    inputs = common_inputs(infos) if ensemble else None
     data_names = unique_names(data, drop=("conf", "data"))
     out = Path(out)
     rows: list[dict[str, Any]] = []
     curves: dict[str, dict[str, np.ndarray]] = {}
     frame_scores, run_dirs = {}, {}
-    total, done = len(models) * len(data), 0
-    for model_name, module, inputs, source in models:
+    total, done = (1 if ensemble else len(infos)) * len(data), 0
+    sources: list[str] = []
+    metrics: list[str] = []
+    for model_name, module, inputs, source in models_to_evaluate(infos, ensemble, inputs, flip_tta):
+        sources.append(f"- {model_name}: {source}")
+        metrics += [name for name in method_metrics(module.scoring) if name not in metrics]
         if not inputs:
             print(f"[lightning-dfd] {source} records no data settings (an older checkpoint): the data configs' "
                   f"image size and normalisation are used as they are")
@@ -557,7 +575,7 @@ def evaluate(ckpt: list[Path], data: list[Path], out: Path = Path("outputs/evalu
                   flush=True)
             run_dir = out / "runs" / safe_name(model_name) / safe_name(data_name)
             run = run_test(module, datamodule, run_dir, accelerator, precision)
-            names = {**run.group_names}
+            names = run.group_names
             overall = subset_metrics(run.scores, names, module.scoring)
             rows.append({"model": model_name, "dataset": data_name, "group": "all", **overall})
             for group, values in group_metrics(run.scores, names, module.scoring).items():
@@ -569,13 +587,10 @@ def evaluate(ckpt: list[Path], data: list[Path], out: Path = Path("outputs/evalu
             print(f"[lightning-dfd] evaluate {done}/{total}: {model_name} on {data_name}: frame AUC "
                   f"{format_value(overall.get('frame/auc', float('nan')))}, video AUC "
                   f"{format_value(overall.get('video/auc', float('nan')))} ({run.seconds:.1f} s)", flush=True)
-    metrics = []
-    for _, module, _, _ in models:
-        metrics += [name for name in method_metrics(module.scoring) if name not in metrics]
     table = markdown_table(rows, metrics)
     markdown_path, csv_path = out / "results.md", out / "results.csv"
-    sources = "\n".join(f"- {name}: {source}" for name, _, _, source in models)
-    write_text_atomic(markdown_path, f"{table}\nModels:\n{sources}\n\nData: "
+    models_text = "\n".join(sources)
+    write_text_atomic(markdown_path, f"{table}\nModels:\n{models_text}\n\nData: "
                                      + ", ".join(f"{n} = {p}" for n, p in zip(data_names, data)) + "\n")
     write_text_atomic(csv_path, csv_text(rows))
     from lightning_dfd.callbacks.plots import plot_roc_datasets
