@@ -166,9 +166,11 @@ class EnsembleModule(DetectorModule):
     """Several trained detectors as one: the fake probability of a frame is the plain mean of the members'.
 
     ``p(x) = (1 / K) sum_k p_k(x)`` with ``p_k`` each member's own :meth:`~DetectorModule.fake_probability` (seed
-    001 Sec. 5.5: the final model averages the fold x seed x initialisation models); with ``scoring.flip_tta`` the
-    base's :meth:`~DetectorModule.score` also averages ``p`` with ``p`` of the flipped frame, i.e. the mean over
-    all ``2K`` views. The ranking score is the log-odds of that mean, formed from the members' log-odds without
+    001 Sec. 4.1: the three attack-fold networks are "a single model by simply averaging their prediction scores";
+    Sec. 4.3 / 5.7: the final score averages 24 networks, folds x initialisations x two seeds); with
+    ``scoring.flip_tta`` the base's :meth:`~DetectorModule.score` also averages ``p`` with ``p`` of the flipped
+    frame, i.e. the mean over all ``2K`` views (Sec. 5.2: TTA brought nothing, its configs leave it off).
+    The ranking score is the log-odds of that mean, formed from the members' log-odds without
     rounding to probabilities (:func:`~lightning_dfd.metrics.mean_probability_log_odds`), so confident members
     never tie. Members' own ``flip_tta`` settings are not used: the ensemble's ``scoring`` decides.
 
@@ -255,8 +257,11 @@ def build_datamodule(config_path: Path, trained: dict[str, Any] | None, trained_
     parser.add_argument(f"--{OVERRIDE_FLAG}", type=bool, default=False)
     try:
         parsed = parser.parse_object({"data": config, OVERRIDE_FLAG: override_checkpoint_settings})
-    except Exception as err:  # jsonargparse's report of a bad key or value
-        raise EvaluationError(f"--data {config_path}: {' '.join(str(err).split())[:400]}") from err
+    except Exception as err:  # jsonargparse's report of a bad key or value, summarised as `fit` does
+        from lightning_dfd.cli import summarize_parser_error
+
+        reason = summarize_parser_error(str(err)).split(". Fix it in", 1)[0]
+        raise EvaluationError(f"--data {config_path}: {reason} (in the data config or --data_args)") from err
     if trained:
         before = {name: parsed.data.init_args.get(name) for name in trained if name in parsed.data.init_args}
         explicit = Namespace()
@@ -269,7 +274,7 @@ def build_datamodule(config_path: Path, trained: dict[str, Any] | None, trained_
         changed = [f"{name} {plain(before[name])} -> {plain(parsed.data.init_args.get(name))}" for name in before
                    if name in INPUT_SETTINGS and plain(before[name]) != plain(parsed.data.init_args.get(name))]
         if changed:
-            print(f"[lightning-dfd] {config_path.name}: {', '.join(changed)} (as {trained_by} was trained)")
+            print(f"[lightning-dfd] {config_path.name}: {', '.join(changed)} (the settings recorded in {trained_by})")
     try:
         return parser.instantiate_classes(parsed).data
     except Exception as err:  # a DataModule that refuses its arguments
