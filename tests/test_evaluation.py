@@ -191,6 +191,14 @@ def test_refusals_are_one_line_each(tmp_path, checkpoints, twins, capsys):
     line = one_error_line(capsys, ["ensemble", "--ckpt", known, small, "--config", str(FFPP_CONFIG), *common])
     assert re.search(rf"members take different inputs \(image_size: {re.escape(known)} 64, {re.escape(small)} 32\)",
                      line), line
+    line = one_error_line(capsys, ["evaluate", "--ckpt", known, "--data", str(FFPP_CONFIG), *common,
+                                   "--data_args", "{batch_sise: 4}"])
+    assert line == f"error: --data {FFPP_CONFIG}: data.batch_sise: unknown key for FFPPDataModule (in the data " \
+                   "config or --data_args)"
+    line = one_error_line(capsys, ["evaluate", "--ckpt", known, "--data", str(FFPP_CONFIG), *common,
+                                   "--data_args", "{image_size: 128, num_workers: 0}"])
+    assert re.search(r"data.init_args.image_size: trained with 64, the config sets 128.*"
+                     r"--override_checkpoint_settings true", line), line
     missing = str(tmp_path / "nope.ckpt")
     line = one_error_line(capsys, ["evaluate", "--ckpt", missing, "--data", str(FFPP_CONFIG), *common])
     assert line == f"error: --ckpt {missing}: no such checkpoint file"
