@@ -18,6 +18,8 @@ EXTRA_COMMANDS: dict[str, str] = {
     "sweep": "lightning_dfd.cluster.sweep:sweep",
     "demo": "lightning_dfd.demo:demo",
     "weights": "lightning_dfd.weights:COMMANDS",
+    "evaluate": "lightning_dfd.evaluation:evaluate",
+    "ensemble": "lightning_dfd.evaluation:ensemble",
 }
 
 #: one line per extra subcommand for ``python -m lightning_dfd --help`` (answered without importing the commands).
@@ -29,16 +31,24 @@ COMMAND_SUMMARIES: dict[str, str] = {
     "sweep": "run a hyperparameter sweep offline",
     "demo": "synth + preprocess + fit + test on CPU in a few minutes",
     "weights": "fetch / list pretrained backbone weights (fetch is the one command that uses the network)",
+    "evaluate": "test checkpoints on several datasets: one Markdown + CSV table, one ROC PNG",
+    "ensemble": "test the mean fake probability of several checkpoints (optional flip TTA)",
 }
 
 
 #: per-command renames of command-line options: jsonargparse reserves ``--config`` for its own config files, but
 #: ``preview-transforms --config X`` names a *training* config, as ``fit --config X`` does.
-OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"}}
+OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"},
+                                             "ensemble": {"--config": "--data"}}
 
 #: (command, its sub-subcommand) -> the list option that collects bare words: ``weights fetch a b`` means
 #: ``weights fetch --names [a,b]`` (jsonargparse's positional lists take one ``[a,b]`` token).
 LIST_ARGUMENTS: dict[tuple[str, str], str] = {("weights", "fetch"): "--names"}
+
+#: command -> its list options that take several words: ``evaluate --ckpt a.ckpt b.ckpt --data x.yaml`` means
+#: ``--ckpt ["a.ckpt", "b.ckpt"]`` (jsonargparse's list options take one ``[a,b]`` token).
+MULTI_WORD_OPTIONS: dict[str, tuple[str, ...]] = {"evaluate": ("--ckpt", "--data", "--data_paths"),
+                                                  "ensemble": ("--ckpt", "--data", "--data_paths")}
 
 
 def load_command(name: str) -> Callable:
@@ -70,6 +80,37 @@ def collect_list_argument(name: str, args: Sequence[str]) -> list[str]:
     return kept + ([f"{option}=[{','.join(words)}]"] if words else [])
 
 
+def collect_option_words(name: str, args: Sequence[str]) -> list[str]:
+    """Turn ``--opt a b c`` into ``--opt=["a", "b", "c"]`` for ``name``'s :data:`MULTI_WORD_OPTIONS` (a value
+    already written as one list token, ``--opt [a,b]`` or ``--opt=[a,b]``, is left as it is; ``--opt=a`` is one
+    word)."""
+    import json
+
+    options = MULTI_WORD_OPTIONS.get(name, ())
+    out: list[str] = []
+    args = list(args)
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        option, sep, value = arg.partition("=")
+        if sep and option in options and not value.startswith("["):
+            out.append(f"{option}={json.dumps([value])}")  # --data=x.yaml: one word
+            continue
+        if arg not in options:
+            out.append(arg)
+            continue
+        words = []
+        while index < len(args) and not args[index].startswith("--"):
+            words.append(args[index])
+            index += 1
+        if len(words) == 1 and words[0].startswith("["):
+            out += [arg, words[0]]
+        else:
+            out.append(f"{arg}={json.dumps(words)}")
+    return out
+
+
 def run_extra_command(name: str, args: Sequence[str]):
     """Run an extra subcommand; a user error (bad input, named with its fix) is printed as one line, exit status 1."""
     from jsonargparse import auto_cli
@@ -82,4 +123,5 @@ def run_extra_command(name: str, args: Sequence[str]):
         option, sep, value = arg.partition("=")
         renamed.append(aliases.get(option, option) + sep + value if option in aliases else arg)
     return run_reporting_user_errors(
-        lambda: auto_cli(load_command(name), args=collect_list_argument(name, renamed), as_positional=False))
+        lambda: auto_cli(load_command(name), args=collect_option_words(name, collect_list_argument(name, renamed)),
+                         as_positional=False))

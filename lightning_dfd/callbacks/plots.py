@@ -88,3 +88,43 @@ def plot_score_histogram(scores: dict[str, np.ndarray], path: str | Path, thresh
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return _save(fig, Path(path))
+
+
+def roc_points(scores: dict[str, np.ndarray], level: str) -> tuple[np.ndarray, np.ndarray, float, int] | None:
+    """``(fpr, tpr, auc, n_negatives)`` of one level of a score table (the arrays of
+    :attr:`~lightning_dfd.metrics.DetectionScores.last_scores`), oriented by ``tpr_positive_label`` as
+    :func:`roc_figure` reads it; None where no ROC exists (no scores, one class, NaN scores)."""
+    ranking = scores.get(f"{level}_ranking", scores.get(f"{level}_preds"))
+    target = scores.get(f"{level}_target")
+    if ranking is None or len(ranking) == 0 or len(np.unique(target)) < 2 or np.isnan(ranking).any():
+        return None
+    positive = int(scores.get("tpr_positive_label", 1))
+    is_positive = (np.asarray(target) == positive).astype(int)
+    oriented = np.asarray(ranking, dtype=np.float64) * (1.0 if positive == 1 else -1.0)
+    fpr, tpr, _ = roc_curve(is_positive, oriented)
+    return fpr, tpr, float(roc_auc_score(is_positive, oriented)), int((is_positive == 0).sum())
+
+
+def plot_roc_datasets(curves: dict[str, dict[str, np.ndarray]], path: str | Path, title: str = "ROC") -> Path:
+    """One PNG with the ROC curve of every score table in ``curves`` (name -> ``last_scores``, e.g. one per
+    model and dataset): frame level left, video level right, linear FPR as papers print them, AUC and the
+    number of samples in each legend entry. The low-FPR region of each table is in its own :func:`plot_roc`."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    for index, (name, scores) in enumerate(curves.items()):
+        for ax, level in zip(axes, ("frame", "video")):
+            points = roc_points(scores, level)
+            if points is not None:
+                fpr, tpr, auc, _ = points
+                ax.plot(fpr, tpr, color=colours(index % colours.N),
+                        label=f"{name} (AUC {auc:.4f}, n={len(scores[f'{level}_target'])})")
+    positive = int(next(iter(curves.values())).get("tpr_positive_label", 1)) if curves else 1
+    positive_name, negative_name = ("fake", "real") if positive == 1 else ("bona fide", "attack")
+    for ax, level in zip(axes, ("frame", "video")):
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel=f"false positive rate ({negative_name}s scored {positive_name})",
+               ylabel=f"true positive rate ({positive_name})", title=f"{title}: {level} level")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=7)
+    return _save(fig, Path(path))
