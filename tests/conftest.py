@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 TWINS = {  # synth dataset -> (preprocess dataset, synth options)
-    "ffpp": ("ffpp", {"videos": 6, "compressions": ["c23", "raw"]}),
+    "ffpp": ("ffpp", {"videos": 6, "compressions": ["c23", "c40", "raw"]}),
     "celebdf": ("celebdf_v2", {"videos": 6}),
     "dfdc": ("dfdc", {"videos": 6}),
     "dfdc_preview": ("dfdc_preview", {"videos": 6}),
