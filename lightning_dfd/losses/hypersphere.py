@@ -7,10 +7,18 @@ Natural clips are pulled inside the inner hypersphere of radius ``r_minus`` arou
 ``c``; manipulated clips are pushed outside the outer one, ``r_plus`` (margin ``r_plus - r_minus``). Each term is
 averaged over its own class; a batch without natural (or manipulated) clips leaves that term out (it is 0, not
 NaN). Radii (Sec. 4): 0.042 / 1.638 with the LSTM (``Phi`` 256-d), 2.5 / 97.5 without (1024-d, Table 1a).
+
+The centre ``c`` (Sec. 3.3: the mean embedding of the natural training clips before training) is computed with
+:func:`natural_clip_indices`, :func:`rank_share` and :func:`embedding_mean`: each DDP rank embeds its share of
+the clips, and the sums and counts are all-reduced, so every rank gets the same mean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -61,3 +69,41 @@ class HypersphereLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"r_minus={self.r_minus}, r_plus={self.r_plus}"
+
+
+# ------------------------------------------------------------------------------------------ the centre c
+def natural_clip_indices(unit_labels: Sequence[int] | np.ndarray, max_clips: int | None = None) -> np.ndarray:
+    """Positions of the natural (label 0) units; at most ``max_clips`` of them, evenly spaced (deterministic, so
+    every rank picks the same ones)."""
+    natural = np.flatnonzero(np.asarray(unit_labels) == 0)
+    if max_clips is not None and len(natural) > max_clips:
+        natural = natural[np.linspace(0, len(natural) - 1, int(max_clips)).round().astype(np.int64)]
+    return natural
+
+
+def rank_share(indices: np.ndarray, rank: int, world_size: int) -> list[int]:
+    """The indices one rank embeds: every ``world_size``-th, from position ``rank`` (disjoint, covering all)."""
+    return [int(i) for i in indices[rank::world_size]]
+
+
+def all_reduce_mean(total: Tensor, count: Tensor) -> Tensor:
+    """``sum(total) / sum(count)`` over the DDP ranks (this process alone without a process group)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(total)
+        torch.distributed.all_reduce(count)
+    if float(count) <= 0:
+        raise ValueError("the two-branch centre c needs natural (label 0) training clips; the training split has "
+                         "none (check data.init_args.protocol / methods)")
+    return total / count
+
+
+def embedding_mean(embed: Callable[[Any], Tensor], batches: Iterable[Any], dim: int,
+                   device: torch.device | str = "cpu") -> Tensor:
+    """Mean of ``embed(batch)`` rows over this rank's ``batches`` and every other rank's (float64 sums)."""
+    total = torch.zeros(dim, dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    for batch in batches:
+        embedding = embed(batch).double()
+        total += embedding.sum(dim=0)
+        count += embedding.shape[0]
+    return all_reduce_mean(total, count)

@@ -22,39 +22,26 @@ real-face centre ``c``:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lightning_dfd import batch as keys
 from lightning_dfd.datamodules.samplers import distributed_world
-from lightning_dfd.losses.hypersphere import RADII_WITH_LSTM, RADII_WITHOUT_LSTM, HypersphereLoss, check_radii
+from lightning_dfd.losses.hypersphere import (
+    RADII_WITH_LSTM,
+    RADII_WITHOUT_LSTM,
+    HypersphereLoss,
+    check_radii,
+    embedding_mean,
+    natural_clip_indices,
+    rank_share,
+)
 from lightning_dfd.methods.base import DetectorModule, Scoring
 from lightning_dfd.models.two_branch import Branches, TwoBranchNet
-
-
-def natural_clip_indices(unit_labels: Sequence[int] | np.ndarray, max_clips: int | None = None) -> np.ndarray:
-    """Positions of the natural (label 0) units; at most ``max_clips`` of them, evenly spaced (deterministic, so
-    every rank picks the same ones)."""
-    natural = np.flatnonzero(np.asarray(unit_labels) == 0)
-    if max_clips is not None and len(natural) > max_clips:
-        natural = natural[np.linspace(0, len(natural) - 1, int(max_clips)).round().astype(np.int64)]
-    return natural
-
-
-def all_reduce_mean(total: Tensor, count: Tensor) -> Tensor:
-    """``sum(total) / sum(count)`` over the DDP ranks (this process alone without a process group)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(total)
-        torch.distributed.all_reduce(count)
-    if float(count) <= 0:
-        raise ValueError("the two-branch centre c needs natural (label 0) training clips; the training split has "
-                         "none (check data.init_args.protocol / methods)")
-    return total / count
 
 
 class TwoBranchDetector(DetectorModule):
@@ -71,7 +58,8 @@ class TwoBranchDetector(DetectorModule):
         lstm_hidden: hidden size per LSTM direction (128).
         fusion_groups: groups of the point-wise fusion (2).
         dense_dropout: dropout after each dense layer (0.2).
-        log_sigmas, log_down_factors, log_kernel_size: Deep LoG scales (:class:`~lightning_dfd.models.deep_log.DeepLoG`).
+        log_sigmas, log_down_factors, log_kernel_size: Deep LoG scales
+            (:class:`~lightning_dfd.models.deep_log.DeepLoG`).
         r_minus, r_plus: radii of Eq. 2 (default 0.042 / 1.638 with the LSTM, 2.5 / 97.5 without).
         decision_radius: ``r`` of the score map ``d / (d + r)`` (default ``(r_minus + r_plus) / 2``).
         lr_decay: per-block learning-rate base: block ``L`` trains at ``mu / lr_decay^L`` (2; 1 = one rate).
@@ -159,23 +147,17 @@ class TwoBranchDetector(DetectorModule):
         dataset = datamodule.dataset("train")
         chosen = natural_clip_indices(dataset.unit_labels, self.center_max_clips)
         world, rank = distributed_world()
-        mine = chosen[rank::world].tolist()
-        loader = DataLoader(Subset(dataset, mine), batch_size=int(getattr(datamodule, "batch_size", 8)),
-                            shuffle=False, num_workers=int(getattr(datamodule, "num_workers", 0)),
-                            collate_fn=collate_samples)
+        loader = DataLoader(Subset(dataset, rank_share(chosen, rank, world)),
+                            batch_size=int(getattr(datamodule, "batch_size", 8)), shuffle=False,
+                            num_workers=int(getattr(datamodule, "num_workers", 0)), collate_fn=collate_samples)
         was_training = self.net.training
         self.net.eval()
-        total = torch.zeros(self.net.embedding_dim, dtype=torch.float64, device=self.device)
-        count = torch.zeros((), dtype=torch.float64, device=self.device)
-        for batch in loader:
-            embedding = self.net(self.batch_inputs(batch).to(self.device)).double()
-            total += embedding.sum(dim=0)
-            count += embedding.shape[0]
+        center = embedding_mean(lambda batch: self.net(self.batch_inputs(batch).to(self.device)), loader,
+                                self.net.embedding_dim, self.device)
         self.net.train(was_training)
-        center = all_reduce_mean(total, count)
         self.center.copy_(center.to(self.center.dtype))
         self.center_ready.fill_(True)
-        self.print(f"[lightning-dfd] two-branch centre c: mean Phi of {len(chosen)} natural training clips "
+        rank_zero_info(f"[lightning-dfd] two-branch centre c: mean Phi of {len(chosen)} natural training clips "
                    f"(|c| = {float(center.norm()):.4f})")
         return self.center
 
