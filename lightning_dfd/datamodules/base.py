@@ -100,6 +100,9 @@ class FaceForgeryDataModule(LightningDataModule):
             TargetsTransform` chosen by ``class_path`` / ``init_args``; needs ``pseudo_fake`` sbi or bi.
         balance: ``sampler`` redraws training units with class-balancing weights; ``loss_weights`` exposes
             :attr:`pos_weight` / :attr:`class_weights` for the loss; ``none``.
+        video_factors: per-epoch draw factor of the training videos of each ``method`` (``real`` for real videos;
+            unlisted: 1): ``{real: 2, Deepfakes: 0.5, ...}`` draws every real video twice and a random half of each
+            manipulation's videos every epoch (seed 004 Sec. 4); with ``frames_per_video`` units per draw.
         seed: seed of frame sampling, held-out splits and augmentation streams.
         pin_memory: DataLoader ``pin_memory``.
     """
@@ -128,6 +131,7 @@ class FaceForgeryDataModule(LightningDataModule):
         pseudo_fake_args: dict[str, Any] | None = None,
         targets_transform: TargetsTransform | None = None,
         balance: Literal["none", "sampler", "loss_weights"] = "none",
+        video_factors: dict[str, float] | None = None,
         seed: int = 0,
         pin_memory: bool = True,
     ) -> None:
@@ -166,6 +170,9 @@ class FaceForgeryDataModule(LightningDataModule):
         self.pseudo_fake_args = dict(pseudo_fake_args or {})
         self.targets_transform = targets_transform
         self.balance = balance
+        if video_factors and balance == "sampler":
+            raise ValueError("video_factors and balance='sampler' both redraw the training units: use one of them")
+        self.video_factors = dict(video_factors or {})
         self.seed = seed
         self.pin_memory = pin_memory
         self._rows: dict[str, pd.DataFrame] | None = None
@@ -343,13 +350,21 @@ class FaceForgeryDataModule(LightningDataModule):
         """Expected training samples per label and epoch (after ``frames_per_video`` and pseudo-fake pairing)."""
         dataset = self.dataset("train")
         counts = {0: 0, 1: 0}
+        methods = self.unit_methods(dataset) if self.video_factors else None
         for units in group_units_by_video(dataset.unit_video_ids):
             take = len(units) if self.frames_per_video is None else min(self.frames_per_video, len(units))
+            if methods is not None:
+                take *= float(self.video_factors.get(str(methods[units[0]]), 1.0))
             label = int(dataset.unit_labels[units[0]])
             counts[label] = counts.get(label, 0) + take
         if self.pseudo_fake != "none":
             counts = {0: counts[0], 1: counts[0]}
         return counts
+
+    @staticmethod
+    def unit_methods(dataset: FaceCropDataset) -> np.ndarray:
+        """The manifest ``method`` of each training unit (its first row), the groups of ``video_factors``."""
+        return np.asarray([dataset.methods[int(np.atleast_1d(unit)[0])] for unit in dataset.units], dtype=str)
 
     @property
     def pos_weight(self) -> float | None:
@@ -399,7 +414,9 @@ class FaceForgeryDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")
         sampler = VideoFrameSampler(dataset.unit_video_ids, dataset.unit_labels, self.frames_per_video,
-                                    balance=self.balance == "sampler", seed=self.seed)
+                                    balance=self.balance == "sampler", seed=self.seed,
+                                    unit_group=self.unit_methods(dataset) if self.video_factors else None,
+                                    video_factors=self.video_factors or None)
         collate = collate_pairs if self.pseudo_fake != "none" else collate_samples
         drop_last = len(sampler) >= self.loader_batch_size  # never drop the only (partial) batch of a tiny set
         # per-sample seeds and a mid-epoch position Lightning saves and restores (exact resume, samplers.py)

@@ -26,7 +26,7 @@ Lightning requests it before setting the epoch).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -109,11 +109,17 @@ class VideoFrameSampler(_UnitSampler):
             drawn equally often in expectation.
         seed: base seed; epoch ``e`` uses ``(seed, e)``.
         num_replicas, rank: DDP world (defaults: from ``torch.distributed``, else 1 and 0).
+        unit_group: group of each unit (e.g. its manipulation, ``real`` for real videos), for ``video_factors``.
+        video_factors: videos drawn per epoch, as a multiple of a group's videos (missing groups: 1). ``2``: every
+            video of the group twice (two independent draws); ``0.5``: a random half of its videos, re-drawn every
+            epoch (seed 004 Sec. 4: reals x 2, each manipulation / 2). The epoch size stays fixed.
     """
 
     def __init__(self, unit_video: Sequence[str] | np.ndarray, unit_label: Sequence[int] | np.ndarray,
                  frames_per_video: int | None = None, balance: bool = False, seed: int = 0,
-                 num_replicas: int | None = None, rank: int | None = None) -> None:
+                 num_replicas: int | None = None, rank: int | None = None,
+                 unit_group: Sequence[str] | np.ndarray | None = None,
+                 video_factors: Mapping[str, float] | None = None) -> None:
         super().__init__(len(unit_video), num_replicas, rank, seed)
         if frames_per_video is not None and frames_per_video < 1:
             raise ValueError(f"frames_per_video must be >= 1 or None, got {frames_per_video}")
@@ -122,18 +128,59 @@ class VideoFrameSampler(_UnitSampler):
         self.frames_per_video = frames_per_video
         self.balance = balance
         self.shuffle = True
+        self.video_draws = self._video_draws(unit_group, video_factors)
         self.epoch_size = sum(self._draw_count(len(units)) for units in self.videos)
+        if self.video_draws is not None:
+            self.epoch_size = sum(round(round(factor * len(members))
+                                        * np.mean([self._draw_count(len(self.videos[v])) for v in members]))
+                                  for members, factor in self.video_draws)
         self.num_samples = math.ceil(self.epoch_size / self.num_replicas) if self.epoch_size else 0
         self.total_size = self.num_samples * self.num_replicas
 
     def _draw_count(self, available: int) -> int:
         return available if self.frames_per_video is None else min(self.frames_per_video, available)
 
+    def _video_draws(self, unit_group, video_factors) -> list[tuple[np.ndarray, float]] | None:
+        """``[(video positions of a group, its factor)]`` for ``video_factors``, or None."""
+        if not video_factors:
+            return None
+        if unit_group is None or len(unit_group) != self.num_units:
+            raise ValueError("video_factors needs the group (e.g. manipulation) of every unit")
+        bad = {name: f for name, f in video_factors.items() if not float(f) > 0}
+        if bad:
+            raise ValueError(f"video_factors must be > 0, got {bad}")
+        group_of_video = [str(unit_group[int(units[0])]) for units in self.videos]
+        unknown = sorted(set(video_factors) - set(group_of_video))
+        if unknown:
+            raise ValueError(f"video_factors names {unknown}, which no training video has (groups: "
+                             f"{sorted(set(group_of_video))})")
+        out = []
+        for group in sorted(set(group_of_video)):
+            members = np.array([v for v, g in enumerate(group_of_video) if g == group], dtype=np.int64)
+            out.append((members, float(video_factors.get(group, 1.0))))
+        return out
+
+    def _drawn_videos(self, rng: np.random.Generator) -> list[int]:
+        """Video positions drawn this epoch: each video once, or per ``video_factors``."""
+        if self.video_draws is None:
+            return list(range(len(self.videos)))
+        drawn: list[int] = []
+        for members, factor in self.video_draws:
+            total = round(factor * len(members))
+            repeats, extra = divmod(total, len(members))
+            drawn += [int(v) for v in np.tile(members, repeats)]
+            drawn += [int(v) for v in rng.choice(members, size=extra, replace=False)]
+        return drawn
+
     def epoch_indices(self) -> np.ndarray:
         """All ranks' units of the current epoch (before sharding)."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        chosen = [rng.choice(units, size=self._draw_count(len(units)), replace=False) for units in self.videos]
+        chosen = [rng.choice(self.videos[v], size=self._draw_count(len(self.videos[v])), replace=False)
+                  for v in self._drawn_videos(rng)]
         picked = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+        if self.video_draws is not None and len(picked) != self.epoch_size:  # videos of unequal length: fix size
+            picked = rng.permutation(picked)
+            picked = np.resize(picked, self.epoch_size)
         if self.balance and len(picked):
             labels = self.unit_label[picked]
             classes, counts = np.unique(labels, return_counts=True)

@@ -90,7 +90,8 @@ class DetectorModule(LightningModule):
 
     Args:
         optimizer: optimizer factory (``class_path``/``init_args`` in YAML); AdamW by default.
-        lr_scheduler: optional scheduler factory; stepped per epoch unless ``scheduler_interval`` says ``step``.
+        lr_scheduler: optional scheduler factory; stepped per epoch unless ``scheduler_interval`` says ``step``;
+            a ``ReduceLROnPlateau`` watches :attr:`scheduler_monitor` (``val/loss``).
         scheduler_interval: ``epoch`` or ``step``.
         scoring: how scores are aggregated and evaluated (:class:`Scoring`).
         pos_weight: weight of the fake class for losses that use one (:attr:`pos_weight`): a number, ``None``
@@ -374,14 +375,21 @@ class DetectorModule(LightningModule):
         checkpoint[CHECKPOINT_SETTINGS_KEY] = self.inference_settings()
 
     # ------------------------------------------------------------------ optimisation
+    #: the logged value a ReduceLROnPlateau scheduler watches (the validation loss :meth:`log_losses` logs).
+    scheduler_monitor: str = "val/loss"
+
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.trainable_parameters())
+        for group in optimizer.param_groups:  # per-group rates: a group may carry a factor of the optimizer's lr
+            group["lr"] = group["lr"] * group.get("lr_scale", 1.0)
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
         self.check_schedule_length(scheduler)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+        config = {"scheduler": scheduler, "interval": self.scheduler_interval}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = self.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
 
     def check_schedule_length(self, scheduler: Any) -> None:
         """A run-length schedule (one with ``total_steps``, which the CLI links from ``trainer.max_epochs``) counts
@@ -397,7 +405,8 @@ class DetectorModule(LightningModule):
                              f"steps in this run): use model.init_args.scheduler_interval: epoch")
 
     def trainable_parameters(self):
-        """Parameters handed to the optimizer (methods may return parameter groups)."""
+        """Parameters handed to the optimizer (methods may return parameter groups; a group's ``lr_scale``
+        multiplies the optimizer's learning rate for that group)."""
         return self.parameters()
 
 
