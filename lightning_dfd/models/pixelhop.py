@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -253,3 +254,243 @@ def fixed_or_energy(components: Sequence[float | int], num_hops: int) -> list[fl
     if len(values) != num_hops:
         raise ValueError(f"spatial_components has {len(values)} values for {num_hops} hops")
     return values
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# DefakeHop: feature distillation (spatial PCA + channel-wise soft classifiers) and the ensembles (Sec. 3.3-3.4)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def tree_parameters(max_depth: int) -> int:
+    """Parameters of one full tree of ``max_depth`` as Sec. 4.2 counts them: 2 per intermediate node (dimension and
+    threshold), 1 per leaf: ``2 (2^d - 1) + 2^d`` (depth 1: 4, depth 6: 190)."""
+    return 2 * (2 ** max_depth - 1) + 2 ** max_depth
+
+
+class BoosterStore(FittedBuffers):
+    """XGBoost models kept as XGBoost's own UBJSON bytes in two buffers (no pickles): ``blob`` (uint8, all models
+    back to back) and ``sizes`` (int64, bytes per model), so they travel in ``state_dict`` / checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("blob", torch.empty(0, dtype=torch.uint8))
+        self.register_buffer("sizes", torch.empty(0, dtype=torch.long))
+        self._cache: list | None = None
+        self._cache_key: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def store(self, boosters: list) -> None:
+        raws = [bytes(b.save_raw("ubj")) for b in boosters]
+        self.blob = torch.frombuffer(bytearray(b"".join(raws)), dtype=torch.uint8).clone()
+        self.sizes = torch.tensor([len(r) for r in raws], dtype=torch.long)
+        self._cache = None
+
+    def boosters(self) -> list:
+        """The stored models as ``xgboost.Booster`` (decoded once per stored content)."""
+        import xgboost as xgb
+
+        key = (self.blob.data_ptr(), int(self.sizes.sum()) if len(self.sizes) else 0)
+        if self._cache is None or self._cache_key != key:
+            data = self.blob.cpu().numpy().tobytes()
+            out, start = [], 0
+            for size in self.sizes.tolist():
+                booster = xgb.Booster()
+                booster.load_model(bytearray(data[start: start + size]))
+                out.append(booster)
+                start += size
+            self._cache, self._cache_key = out, key
+        return self._cache
+
+
+def booster_parameters(booster, max_depth: int) -> tuple[int, int]:
+    """(upper bound as Sec. 4.2: the fitted booster's trees x full-tree parameters at ``max_depth`` (its training
+    setting, which XGBoost's saved model does not keep), actual: 2 per split node + 1 per leaf of its trees)."""
+    dump = booster.get_dump()
+    leaves = sum(tree.count("leaf=") for tree in dump)
+    splits = sum(tree.count("yes=") for tree in dump)
+    return len(dump) * tree_parameters(max_depth), 2 * splits + leaves
+
+
+def frame_windows(video: np.ndarray, frame: np.ndarray, offsets: Sequence[int]) -> np.ndarray:
+    """Row indices ``(N, len(offsets))`` of each sample's neighbours in its own video (Sec. 3.4, multi-frame
+    ensemble): the frames of a video are ordered by frame index, offset ``o`` is the ``o``-th next sampled frame
+    (previous when negative), clamped at the video's first / last frame."""
+    order = np.lexsort((frame, video))
+    sorted_video = video[order]
+    starts = np.r_[0, np.flatnonzero(sorted_video[1:] != sorted_video[:-1]) + 1]
+    ends = np.r_[starts[1:], len(order)]
+    out = np.empty((len(video), len(offsets)), dtype=np.int64)
+    for start, end in zip(starts, ends):
+        rows = order[start:end]
+        pos = np.arange(end - start)
+        for j, off in enumerate(offsets):
+            out[rows, j] = rows[np.clip(pos + off, 0, end - start - 1)]
+    return out
+
+
+class DefakeHopModel(FittedBuffers):
+    """The fitted DefakeHop model of ``num_regions`` face regions (seed 000, Fig. 2).
+
+    Per region: :class:`PixelHopPP` -> per hop a :class:`SpatialPCA` shared by its channels -> one XGBoost soft
+    classifier per channel (max depth 1; Sec. 3.3) -> the channel probabilities of all hops. Regions are
+    concatenated (multi-region ensemble), then the frames at ``frame_offsets`` around each frame (multi-frame
+    ensemble, Sec. 3.4) and a final XGBoost (max depth 6) gives the frame's fake probability.
+
+    The final classifier is trained on *out-of-fold* channel probabilities (``oof_folds`` folds grouped by video;
+    the released code feeds it in-sample ones, which are optimistic on the training set).
+
+    Args:
+        num_regions: face regions (3: left eye, right eye, mouth).
+        num_hops, split_threshold, keep_threshold, max_channels, max_fit_windows: :class:`PixelHopPP`.
+        spatial_components: per hop, :class:`SpatialPCA`'s ``components`` (one value = all hops).
+        channel_depth, channel_trees: the channel-wise XGBoosts (1, 100).
+        final_depth, final_trees: the final XGBoost (6, 100).
+        learning_rate: XGBoost's eta (0.3, its default, as the released code).
+        frame_offsets: frames of the multi-frame ensemble relative to the current one ([-3..3] as Sec. 3.4;
+            [0..5] as the released code; [0] = frame alone).
+        oof_folds: folds of the out-of-fold channel probabilities (< 2: in-sample, as the released code).
+        n_jobs: XGBoost threads.
+        seed: seeds the window draw, the folds and XGBoost.
+    """
+
+    def __init__(self, num_regions: int = 3, num_hops: int = 3, split_threshold: float = 0.01,
+                 keep_threshold: float = 0.001, max_channels: int = 10, max_fit_windows: int | None = 200_000,
+                 spatial_components: Sequence[float] = (0.95,), channel_depth: int = 1, channel_trees: int = 100,
+                 final_depth: int = 6, final_trees: int = 100, learning_rate: float = 0.3,
+                 frame_offsets: Sequence[int] = (-3, -2, -1, 0, 1, 2, 3), oof_folds: int = 5, n_jobs: int = 2,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.num_regions, self.num_hops = num_regions, num_hops
+        components = fixed_or_energy(spatial_components, num_hops)
+        self.hops = nn.ModuleList([PixelHopPP(num_hops, 3, split_threshold, keep_threshold, max_channels,
+                                              max_fit_windows, seed + r) for r in range(num_regions)])
+        self.pcas = nn.ModuleList([nn.ModuleList([SpatialPCA(c) for c in components]) for _ in range(num_regions)])
+        self.channel_xgb = BoosterStore()
+        self.final_xgb = BoosterStore()
+        self.channel_depth, self.channel_trees = channel_depth, channel_trees
+        self.final_depth, self.final_trees = final_depth, final_trees
+        self.learning_rate = learning_rate
+        self.frame_offsets = [int(o) for o in frame_offsets]
+        self.oof_folds, self.n_jobs, self.seed = oof_folds, n_jobs, seed
+
+    @property
+    def fitted(self) -> bool:
+        return len(self.final_xgb) == 1
+
+    def _params(self, depth: int) -> dict:
+        return {"objective": "binary:logistic", "max_depth": depth, "eta": self.learning_rate,
+                "nthread": self.n_jobs, "seed": self.seed, "tree_method": "hist", "verbosity": 0}
+
+    def _train(self, x: np.ndarray, y: np.ndarray, depth: int, trees: int):
+        import xgboost as xgb
+
+        return xgb.train(self._params(depth), xgb.DMatrix(x.astype(np.float32), label=y), num_boost_round=trees)
+
+    # --------------------------------------------------------------------------------------------- features
+    def region_features(self, crops: Tensor, region: int, chunk: int = 2048) -> list[np.ndarray]:
+        """Spatially reduced responses of one region's crops ``(N, C, 32, 32)``: per hop ``(N, K_h, n_h)``."""
+        device = self.hops[region].weight0.device
+        per_hop: list[list[np.ndarray]] = [[] for _ in range(self.num_hops)]
+        for i in range(0, len(crops), chunk):
+            responses = self.hops[region](crops[i: i + chunk].to(device))
+            for hop, resp in enumerate(responses):
+                per_hop[hop].append(self.pcas[region][hop](resp).float().cpu().numpy())
+        return [np.concatenate(parts) for parts in per_hop]
+
+    def channel_probabilities(self, features: list[list[np.ndarray]]) -> np.ndarray:
+        """Per frame, the fake probability of every (region, hop, channel), concatenated ``(N, D)``."""
+        boosters = iter(self.channel_xgb.boosters())
+        columns = [next(boosters).inplace_predict(hop_feats[:, c])
+                   for region_feats in features for hop_feats in region_feats for c in range(hop_feats.shape[1])]
+        return np.stack(columns, axis=1)
+
+    def frame_features(self, crops: Tensor) -> np.ndarray:
+        """``crops (N, R, C, 32, 32)`` -> channel probabilities of all regions ``(N, D)`` (multi-region ensemble)."""
+        return self.channel_probabilities([self.region_features(crops[:, r], r) for r in range(self.num_regions)])
+
+    def window(self, features: np.ndarray, video: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """Multi-frame ensemble: each frame's features followed by those of its neighbours at ``frame_offsets``."""
+        idx = frame_windows(video, frame, self.frame_offsets)
+        return features[idx].reshape(len(features), -1)
+
+    def final_probability(self, windowed: np.ndarray) -> np.ndarray:
+        return self.final_xgb.boosters()[0].inplace_predict(windowed.astype(np.float32))
+
+    # --------------------------------------------------------------------------------------------- fitting
+    def _folds(self, labels: np.ndarray, video: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        videos_per_class = [len(np.unique(video[labels == c])) for c in (0, 1)]
+        k = min(self.oof_folds, *videos_per_class)
+        if k < 2:
+            return []
+        return list(StratifiedGroupKFold(k, shuffle=True, random_state=self.seed).split(labels, labels, video))
+
+    @torch.no_grad()
+    def fit(self, crops: Tensor, labels: np.ndarray, video: np.ndarray, frame: np.ndarray,
+            progress=None) -> dict[str, float]:
+        """Fit everything on ``crops (N, R, C, 32, 32)`` with ``labels`` (0/1), integer ``video`` ids and frame
+        indices. ``progress(stage)`` is called before each stage. Returns the final classifier's training log-loss
+        and the number of folds used."""
+        tick = progress or (lambda stage: None)
+        labels = np.asarray(labels, dtype=np.float32)
+        features = []
+        for r in range(self.num_regions):
+            tick(f"region {r + 1}/{self.num_regions}: PixelHop++")
+            region = crops[:, r].to(torch.float64)
+            self.hops[r].fit(region.to(self.hops[r].weight0.device))
+            tick(f"region {r + 1}/{self.num_regions}: spatial PCA")
+            responses = [[] for _ in range(self.num_hops)]
+            for i in range(0, len(region), 2048):
+                for hop, resp in enumerate(self.hops[r](region[i: i + 2048].to(self.hops[r].weight0.device))):
+                    responses[hop].append(resp)
+            for hop in range(self.num_hops):
+                self.pcas[r][hop].fit(torch.cat(responses[hop]))
+            del responses
+            features.append(self.region_features(crops[:, r], r))
+        folds = self._folds(labels, video)
+        boosters, oof_columns = [], []
+        for r, region_feats in enumerate(features):
+            tick(f"region {r + 1}/{self.num_regions}: channel XGBoosts ({len(folds)} folds)")
+            for hop_feats in region_feats:
+                for c in range(hop_feats.shape[1]):
+                    x = hop_feats[:, c]
+                    booster = self._train(x, labels, self.channel_depth, self.channel_trees)
+                    boosters.append(booster)
+                    if folds:
+                        column = np.empty(len(x), dtype=np.float32)
+                        for train_idx, held_idx in folds:
+                            fold = self._train(x[train_idx], labels[train_idx], self.channel_depth, self.channel_trees)
+                            column[held_idx] = fold.inplace_predict(x[held_idx].astype(np.float32))
+                    else:
+                        column = booster.inplace_predict(x.astype(np.float32))
+                    oof_columns.append(column)
+        self.channel_xgb.store(boosters)
+        tick("final XGBoost")
+        windowed = self.window(np.stack(oof_columns, axis=1), video, frame)
+        final = self._train(windowed, labels, self.final_depth, self.final_trees)
+        self.final_xgb.store([final])
+        self.last_fit_inputs = windowed  # the final classifier's training matrix (inspection / tests)
+        prob = np.clip(final.inplace_predict(windowed.astype(np.float32)), 1e-7, 1 - 1e-7)
+        log_loss = float(-np.mean(labels * np.log(prob) + (1 - labels) * np.log(1 - prob)))
+        return {"log_loss": log_loss, "folds": float(len(folds))}
+
+    # --------------------------------------------------------------------------------------------- Table 4
+    def parameter_breakdown(self) -> dict[str, int]:
+        """Parameters in Table 4's form, summed over regions, read from the fitted model: PixelHop++ kernels and
+        spatial PCA bases per hop, the channel-wise and final XGBoosts as Sec. 4.2 counts them (full trees at the
+        booster's max depth, an upper bound) and, apart, their actual fitted nodes (not in the total)."""
+        out: dict[str, int] = {}
+        for hop in range(self.num_hops):
+            out[f"PixelHop++ Hop-{hop + 1}"] = sum(h.kernel_parameters()[hop] for h in self.hops)
+        for hop in range(self.num_hops):
+            out[f"PCA Hop-{hop + 1}"] = sum(int(p[hop].basis.numel()) for p in self.pcas)
+        channel = [booster_parameters(b, self.channel_depth) for b in self.channel_xgb.boosters()]
+        final = [booster_parameters(b, self.final_depth) for b in self.final_xgb.boosters()]
+        out["Channel-wise XGBoost(s)"] = sum(c[0] for c in channel)
+        out["Final XGBoost"] = sum(f[0] for f in final)
+        out["Total"] = sum(out.values())
+        out["fitted XGBoost nodes (actual)"] = sum(c[1] for c in channel) + sum(f[1] for f in final)
+        return out
