@@ -418,6 +418,11 @@ class DefakeHopModel(FittedBuffers):
     def final_probability(self, windowed: np.ndarray) -> np.ndarray:
         return self.final_xgb.boosters()[0].inplace_predict(windowed.astype(np.float32))
 
+    def final_logit(self, windowed: np.ndarray) -> np.ndarray:
+        """The final XGBoost's margin (log-odds of fake), float64: ranks without the ties of float32 probabilities."""
+        margin = self.final_xgb.boosters()[0].inplace_predict(windowed.astype(np.float32), predict_type="margin")
+        return np.asarray(margin, dtype=np.float64)
+
     # --------------------------------------------------------------------------------------------- fitting
     def _folds(self, labels: np.ndarray, video: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         from sklearn.model_selection import StratifiedGroupKFold
