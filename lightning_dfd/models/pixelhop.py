@@ -13,6 +13,7 @@ whose shapes are only known after fitting, so they are resized when a checkpoint
 Channel roles (PixelHop++, Fig. 3): a channel's energy is its normalised eigenvalue times its parent's energy;
 below ``keep_threshold`` it is discarded, between the two thresholds it is kept (a leaf), at or above
 ``split_threshold`` it is kept and passed on to the next hop; at most ``max_channels`` per hop (the most energetic).
+When no channel of a hop reaches ``split_threshold``, its most energetic one is passed on (every hop exists).
 """
 
 from __future__ import annotations
@@ -150,9 +151,9 @@ class PixelHopPP(FittedBuffers):
             else:
                 prev_role = getattr(self, f"role{hop - 1}")
                 parents = torch.nonzero(prev_role == PASSED).reshape(-1)
-                if len(parents) == 0:
-                    raise ValueError(f"PixelHop++ hop {hop + 1}: no channel of hop {hop} reached split_threshold = "
-                                     f"{self.split_threshold}; lower it or use fewer hops")
+                if len(parents) == 0:  # nothing reached split_threshold: the most energetic channel goes on
+                    parents = torch.argmax(getattr(self, f"energy{hop - 1}")).reshape(1)
+                    prev_role[parents] = PASSED
                 sets = torch.stack([_windows(maps[:, int(p): int(p) + 1], k, self.max_fit_windows, generator)
                                     for p in parents])  # (P, n, k*k)
             kernels, energies, mean = saab_fit(sets)  # (P, D, D), (P, D), (P, D)
