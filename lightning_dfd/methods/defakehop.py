@@ -61,7 +61,7 @@ class DefakeHopModule(DetectorModule):
             on; below 2 it sees in-sample ones as in the released code.
         max_fit_frames: subsample rule for large training sets: keep whole videos, in a seeded random order, while
             the kept frames stay within this number (``None``: all frames).
-        n_jobs: XGBoost threads.
+        n_jobs: XGBoost threads (``None``: the CPUs this process may use).
         seed: seeds the window draw, folds, subsampling and XGBoost.
         scoring: aggregation and evaluation settings (video score = mean of its frames).
     """
@@ -85,7 +85,7 @@ class DefakeHopModule(DetectorModule):
         frame_offsets: list[int] | None = None,
         oof_folds: int = 5,
         max_fit_frames: int | None = None,
-        n_jobs: int = 2,
+        n_jobs: int | None = None,
         seed: int = 0,
         scoring: Scoring | None = None,
     ) -> None:

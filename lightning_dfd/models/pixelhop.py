@@ -19,6 +19,7 @@ When no channel of a hop reaches ``split_threshold``, its most energetic one is 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -352,7 +353,7 @@ class DefakeHopModel(FittedBuffers):
         frame_offsets: frames of the multi-frame ensemble relative to the current one ([-3..3] as Sec. 3.4;
             [0..5] as the released code; [0] = frame alone).
         oof_folds: folds of the out-of-fold channel probabilities (< 2: in-sample, as the released code).
-        n_jobs: XGBoost threads.
+        n_jobs: XGBoost threads (``None``: the CPUs this process may use).
         seed: seeds the window draw, the folds and XGBoost.
     """
 
@@ -360,7 +361,7 @@ class DefakeHopModel(FittedBuffers):
                  keep_threshold: float = 0.001, max_channels: int = 10, max_fit_windows: int | None = 200_000,
                  spatial_components: Sequence[float] = (0.95,), channel_depth: int = 1, channel_trees: int = 100,
                  final_depth: int = 6, final_trees: int = 100, learning_rate: float = 0.3,
-                 frame_offsets: Sequence[int] = (-3, -2, -1, 0, 1, 2, 3), oof_folds: int = 5, n_jobs: int = 2,
+                 frame_offsets: Sequence[int] = (-3, -2, -1, 0, 1, 2, 3), oof_folds: int = 5, n_jobs: int | None = None,
                  seed: int = 0) -> None:
         super().__init__()
         self.num_regions, self.num_hops = num_regions, num_hops
@@ -374,7 +375,9 @@ class DefakeHopModel(FittedBuffers):
         self.final_depth, self.final_trees = final_depth, final_trees
         self.learning_rate = learning_rate
         self.frame_offsets = [int(o) for o in frame_offsets]
-        self.oof_folds, self.n_jobs, self.seed = oof_folds, n_jobs, seed
+        self.oof_folds, self.seed = oof_folds, seed
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.n_jobs = n_jobs if n_jobs is not None else usable
 
     @property
     def fitted(self) -> bool:
