@@ -47,8 +47,9 @@ def saab_fit(windows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Saab transform of flattened windows ``(..., n, D)`` (a batch of independent sets allowed), float64.
 
     Returns ``kernels (..., D, D)`` (row 0 the DC kernel ``1/sqrt(D)``, rows 1.. the principal directions of the
-    AC part by decreasing eigenvalue), ``energies (..., D)`` (variance of each kernel's response over the total
-    variance, so they sum to 1) and the window mean ``(..., D)`` (responses are ``(x - mean) @ kernels.T``).
+    AC part by decreasing eigenvalue, each signed so that its largest-magnitude entry is positive), ``energies
+    (..., D)`` (variance of each kernel's response over the total variance, so they sum to 1) and the window mean
+    ``(..., D)`` (responses are ``(x - mean) @ kernels.T``).
     """
     x = windows.to(torch.float64)
     d = x.shape[-1]
@@ -61,6 +62,9 @@ def saab_fit(windows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     eigvals, eigvecs = torch.linalg.eigh(ac_cov)  # ascending
     eigvals = eigvals.flip(-1)[..., : d - 1].clamp_min(0)
     ac = eigvecs.flip(-1)[..., : d - 1].transpose(-1, -2)  # (..., D-1, D), rows = kernels
+    # deterministic signs (max pooling is not sign-symmetric): each kernel's largest-magnitude entry is positive
+    peak = ac.gather(-1, ac.abs().argmax(-1, keepdim=True))
+    ac = ac * torch.where(peak < 0, -1.0, 1.0).to(ac.dtype)
     dc_var = (dc @ cov @ dc).unsqueeze(-1)
     variances = torch.cat([dc_var, eigvals], dim=-1)
     total = cov.diagonal(dim1=-2, dim2=-1).sum(-1, keepdim=True).clamp_min(1e-300)
@@ -137,14 +141,21 @@ class PixelHopPP(FittedBuffers):
         roles = torch.where(energies[order] >= self.split_threshold, PASSED, KEPT)
         return order, roles
 
-    @torch.no_grad()
     def fit(self, images: Tensor, chunk: int = 4096) -> PixelHopPP:
         """Fit every hop on ``images (N, C, H, W)`` (float64 on this module's device)."""
+        self.fit_transform(images, chunk)
+        return self
+
+    @torch.no_grad()
+    def fit_transform(self, images: Tensor, chunk: int = 4096) -> list[Tensor]:
+        """Fit every hop on ``images`` and return their pooled responses (what :meth:`forward` gives), computed
+        once while fitting."""
         generator = torch.Generator().manual_seed(self.seed)
         device = self.weight0.device
         k = self.kernel_size
         parent_energy = torch.ones(1, dtype=torch.float64, device=device)
         maps = images.to(device=device, dtype=torch.float64)
+        outputs: list[Tensor] = []
         for hop in range(self.num_hops):
             if hop == 0:
                 sets = _windows(maps, k, self.max_fit_windows, generator).unsqueeze(0)  # (1, n, C*k*k)
@@ -170,9 +181,9 @@ class PixelHopPP(FittedBuffers):
             setattr(self, f"energy{hop}", flat[order])
             setattr(self, f"role{hop}", roles)
             parent_energy = flat[order]
-            if hop + 1 < self.num_hops:
-                maps = torch.cat([self._hop(maps[i: i + chunk], hop) for i in range(0, len(maps), chunk)])
-        return self
+            maps = torch.cat([self._hop(maps[i: i + chunk], hop) for i in range(0, len(maps), chunk)])
+            outputs.append(maps)
+        return outputs
 
     def _hop(self, maps: Tensor, hop: int) -> Tensor:
         """Pooled responses of hop ``hop`` given the previous hop's output (or the image at hop 0)."""
@@ -448,17 +459,15 @@ class DefakeHopModel(FittedBuffers):
         features = []
         for r in range(self.num_regions):
             tick(f"region {r + 1}/{self.num_regions}: PixelHop++")
-            region = crops[:, r].to(torch.float64)
-            self.hops[r].fit(region.to(self.hops[r].weight0.device))
+            region = crops[:, r].to(device=self.hops[r].weight0.device, dtype=torch.float64)
+            responses = self.hops[r].fit_transform(region)
             tick(f"region {r + 1}/{self.num_regions}: spatial PCA")
-            responses = [[] for _ in range(self.num_hops)]
-            for i in range(0, len(region), 2048):
-                for hop, resp in enumerate(self.hops[r](region[i: i + 2048].to(self.hops[r].weight0.device))):
-                    responses[hop].append(resp)
+            reduced = []
             for hop in range(self.num_hops):
-                self.pcas[r][hop].fit(torch.cat(responses[hop]))
-            del responses
-            features.append(self.region_features(crops[:, r], r))
+                self.pcas[r][hop].fit(responses[hop])
+                reduced.append(self.pcas[r][hop](responses[hop]).float().cpu().numpy())
+            del responses, region
+            features.append(reduced)
         folds = self._folds(labels, video)
         boosters, oof_columns = [], []
         for r, region_feats in enumerate(features):
