@@ -74,8 +74,13 @@ def saab_fit(windows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 def _windows(maps: Tensor, size: int, max_windows: int | None, generator: torch.Generator | None) -> Tensor:
     """All ``size x size`` windows (stride 1, no padding) of ``maps (N, C, H, W)`` as ``(n, C*size*size)``,
-    optionally a seeded random subset of ``max_windows`` of them (for the covariance only)."""
+    optionally a seeded random subset of ``max_windows`` of them (for the covariance only), drawn from a seeded
+    subset of the maps so that memory stays at about ``max_windows`` windows."""
     n, c, h, w = maps.shape
+    per_map = (h - size + 1) * (w - size + 1)
+    if max_windows is not None and n * per_map > max_windows:
+        maps_needed = min(n, -(-max_windows // per_map) * 2)
+        maps = maps[torch.randperm(n, generator=generator)[:maps_needed].to(maps.device)]
     cols = F.unfold(maps, size)  # (N, C*k*k, L)
     cols = cols.transpose(1, 2).reshape(-1, c * size * size)
     if max_windows is not None and len(cols) > max_windows:
