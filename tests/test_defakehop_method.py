@@ -102,3 +102,13 @@ def test_ddp_and_unfitted_use_are_refused():
         module.setup("fit")
     with pytest.raises(UserError, match="not fitted"):
         module(torch.zeros(1, 3, 3, 32, 32))
+
+
+def test_subsampling_keeps_whole_videos_within_the_budget():
+    video = np.array(["a"] * 3 + ["b"] * 2 + ["c"] * 4 + ["d"] * 1)
+    module = DefakeHopModule(max_fit_frames=5, seed=3, **SMALL)
+    rows = module.subsample(video)
+    kept = set(video[rows])
+    assert len(rows) <= 5 and all((video[rows] == v).sum() == (video == v).sum() for v in kept)  # whole videos
+    np.testing.assert_array_equal(rows, DefakeHopModule(max_fit_frames=5, seed=3, **SMALL).subsample(video))
+    np.testing.assert_array_equal(DefakeHopModule(max_fit_frames=None, **SMALL).subsample(video), np.arange(10))
