@@ -53,9 +53,10 @@ def saab_fit(windows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """
     x = windows.to(torch.float64)
     d = x.shape[-1]
+    n = x.shape[-2]
     mean = x.mean(dim=-2)
-    centred = x - mean.unsqueeze(-2)
-    cov = centred.transpose(-1, -2) @ centred / max(x.shape[-2] - 1, 1)
+    # (X^T X - n mean mean^T) / (n - 1): no centred copy of the windows (float64 keeps the difference exact enough)
+    cov = (x.transpose(-1, -2) @ x - n * mean.unsqueeze(-1) * mean.unsqueeze(-2)) / max(n - 1, 1)
     dc = torch.full((d,), 1.0 / math.sqrt(d), dtype=torch.float64, device=x.device)
     proj = torch.eye(d, dtype=torch.float64, device=x.device) - torch.outer(dc, dc)  # onto the AC subspace
     ac_cov = proj @ cov @ proj
