@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_dfd import batch as keys
 from lightning_dfd.errors import UserError
+from lightning_dfd.methods.base import Scoring
 from lightning_dfd.methods.defakehop import DefakeHopModule
 from tests.helpers.toy_data import ToyFaceDataModule
 
@@ -102,6 +103,8 @@ def test_ddp_and_unfitted_use_are_refused():
         module.setup("fit")
     with pytest.raises(UserError, match="not fitted"):
         module(torch.zeros(1, 3, 3, 32, 32))
+    with pytest.raises(ValueError, match="flip_tta"):
+        DefakeHopModule(scoring=Scoring(flip_tta=True), **SMALL)
 
 
 def test_subsampling_keeps_whole_videos_within_the_budget():

@@ -90,6 +90,9 @@ class DefakeHopModule(DetectorModule):
         scoring: Scoring | None = None,
     ) -> None:
         super().__init__(scoring=scoring, pos_weight=None)
+        if self.scoring.flip_tta:
+            raise ValueError("model.init_args.scoring.flip_tta: DefakeHop scores its region crops as they are (a "
+                             "flipped face swaps the eyes); set flip_tta: false")
         regions = check_regions(regions or ["left_eye", "right_eye", "mouth"])
         spatial_components = spatial_components or [0.95]
         frame_offsets = frame_offsets if frame_offsets is not None else [-3, -2, -1, 0, 1, 2, 3]
