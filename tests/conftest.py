@@ -35,6 +35,7 @@ def pytest_collection_modifyitems(config, items):
 TWINS = {  # synth dataset -> (preprocess dataset, synth options)
     "ffpp": ("ffpp", {"videos": 6, "compressions": ["c23", "c40", "raw"]}),  # c40: DLDFD, two-branch configs
     "celebdf": ("celebdf_v2", {"videos": 6}),
+    "celebdf_v1": ("celebdf_v1", {"videos": 6}),
     "dfdc": ("dfdc", {"videos": 6}),
     "dfdc_preview": ("dfdc_preview", {"videos": 6}),
     "casia_surf": ("casia_surf", {"identities": 9}),

@@ -58,7 +58,7 @@ def error_lines(stderr: str) -> list[str]:
         (["--model.no_such_key", "1"], "model.no_such_key: unknown key for BinaryClassifier"),
         (["--model.drop_rate", "lots"], "model.drop_rate: expected float, got lots"),
         (["--model", "lightning_dfd.methods.nope.Missing"], "cannot import class_path 'lightning_dfd.methods.nope"),
-        (["--model", "NoSuchMethod"], "no class named 'NoSuchMethod'; known: BinaryClassifier, "),
+        (["--model", "NoSuchMethod"], "no class named 'NoSuchMethod'; known: "),  # the list holds every imported method
         (["--trainer.max_epochs", "three"], "trainer.max_epochs: expected int, got three"),
         (["--model.scoring.aggregation", "median"], "model.scoring.aggregation: expected one of"),
         (["--config", "/no/such/config.yaml"], "config: File does not exist: '/no/such/config.yaml'"),

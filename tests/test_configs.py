@@ -25,7 +25,8 @@ CONFIGS = sorted(p for p in CONF.rglob("*.yaml") if p.parent.name not in PARTIAL
 TWIN_OF = {"FFPPDataModule": "ffpp", "CelebDFDataModule": "celebdf", "DFDCDataModule": "dfdc",
            "CasiaSurfDataModule": "casia_surf", "UADFVDataModule": "uadfv", "WildDeepfakeDataModule": "wilddeepfake",
            "DFDDataModule": "dfd", "DeeperForensicsDataModule": "deeperforensics"}
-TWIN_OF_VARIANT = {("DFDCDataModule", "preview"): "dfdc_preview"}  # one DataModule, two layouts
+TWIN_OF_VARIANT = {("DFDCDataModule", "preview"): "dfdc_preview",  # one DataModule, two layouts
+                   ("CelebDFDataModule", "v1"): "celebdf_v1"}
 TEST_ONLY = {"DFDDataModule"}  # test sets only: their configs run `test` (fast_dev_run), not `fit`
 
 
@@ -74,7 +75,8 @@ def test_fast_dev_run(config, twins, tmp_path, monkeypatch):
     configs = stack(config)
     data = data_section(configs)
     name = data["class_path"].rsplit(".", 1)[-1]
-    twin = TWIN_OF_VARIANT.get((name, data["init_args"].get("variant")), TWIN_OF[name])
+    variant = data["init_args"].get("variant", data["init_args"].get("version"))
+    twin = TWIN_OF_VARIANT.get((name, variant), TWIN_OF[name])
     args = ["test" if name in TEST_ONLY else "fit"]
     for path in configs:
         args += ["--config", str(path)]
