@@ -85,14 +85,14 @@ def roc_figure(scores: dict[str, np.ndarray], title: str = "ROC"):
                         label=f"{level}: FPR < 1/{n_negatives} = {limit:.2g} not measurable")
         for target_fpr, x, y in operating_points(oriented, is_positive, scores.get("fpr_points", ())):
             for ax, shown_x in ((axes[0], x), (axes[1], max(x, lowest_fpr))):
-                ax.plot([shown_x], [y], "o", color=colour, mfc="none", ms=7,
+                ax.plot([shown_x], [y], "o", color=colour, mfc="none", ms=7, clip_on=False,
                         label=f"{level} TPR@FPR={target_fpr:g}: {y:.4f}" if ax is axes[0] else "_nolegend_")
         threshold = scores.get(f"{level}_threshold")
         preds = scores.get(f"{level}_preds")
         if threshold is not None and preds is not None and not np.isnan(preds).any():
             x, y = threshold_point(preds, is_positive, float(threshold), positive)
             for ax, shown_x in ((axes[0], x), (axes[1], max(x, lowest_fpr))):
-                ax.plot([shown_x], [y], "s", color=colour, ms=6,
+                ax.plot([shown_x], [y], "s", color=colour, ms=6, clip_on=False,
                         label=(f"{level} threshold {float(threshold):g}: FPR {x:.4f}, TPR {y:.4f}" if ax is axes[0]
                                else "_nolegend_"))
     axes[0].plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
