@@ -149,6 +149,8 @@ def expected_level(table: pd.DataFrame, threshold: float, level: str) -> dict[st
         out[f"auc/{group}"] = roc_auc_score(y[keep], p[keep])
         out[f"ap/{group}"] = average_precision_score(y[keep], p[keep])
         out[f"acc/{group}"] = accuracy_score(y[keep], decided[keep])
+        out[f"apcer/{group}"] = float(missed_per_group[group])  # per attack type, ISO/IEC 30107-3
+        out[f"acer/{group}"] = (float(missed_per_group[group]) + bpcer) / 2
     return {f"{level}/{k}": float(v) for k, v in out.items()}
 
 

@@ -26,6 +26,30 @@ def unmeasurable_fpr(n_negatives: int) -> float:
     return 1.0 / n_negatives if n_negatives > 0 else 1.0
 
 
+def operating_points(ranking: np.ndarray, is_positive: np.ndarray, fpr_points) -> list[tuple[float, float, float]]:
+    """``(target FPR, FPR, TPR)`` of the ROC point each TPR@FPR reads (the largest TPR with FPR <= target, on the
+    oriented ``ranking``), for the targets the data can measure (``target >= 1 / n_negatives``)."""
+    n_negatives = int((is_positive == 0).sum())
+    fpr, tpr, _ = roc_curve(is_positive, ranking, drop_intermediate=False)
+    points = []
+    for target in np.asarray(fpr_points, dtype=np.float64).reshape(-1):
+        if target * n_negatives < 1 - 1e-9:
+            continue
+        allowed = fpr <= target + 1e-12  # (0, 0) always is
+        best = int(np.flatnonzero(allowed)[np.argmax(tpr[allowed])])
+        points.append((float(target), float(fpr[best]), float(tpr[best])))
+    return points
+
+
+def threshold_point(preds: np.ndarray, is_positive: np.ndarray, threshold: float, positive: int
+                    ) -> tuple[float, float]:
+    """``(FPR, TPR)`` of the decision ``attack / fake <=> preds >= threshold`` (APCER / BPCER / accuracy) in the
+    convention of ``positive`` (1: fakes flagged; 0: bona fide accepted, i.e. ``preds < threshold``)."""
+    flagged = np.asarray(preds, dtype=np.float64) >= threshold
+    accepted_as_positive = flagged if positive == 1 else ~flagged
+    return (float(accepted_as_positive[is_positive == 0].mean()), float(accepted_as_positive[is_positive == 1].mean()))
+
+
 def roc_figure(scores: dict[str, np.ndarray], title: str = "ROC"):
     """The ROC figure of :func:`plot_roc` (returned open, for callers and tests that inspect it).
 
@@ -33,6 +57,10 @@ def roc_figure(scores: dict[str, np.ndarray], title: str = "ROC"):
     else the probabilities, and the positive class of TPR@FPR (``tpr_positive_label``: 1 fake, 0 bona fide).
     On the log-FPR panel, the region ``FPR < 1 / n_negatives`` of each level is shaded: TPR@FPR there is the
     TPR at zero false positives, not a measurement (the metrics report it as NaN).
+
+    Operating points are marked on both panels: a circle per ``fpr_points`` rate the level can measure (the ROC
+    point its TPR@FPR reads, labelled with the value) and a square at the decision threshold
+    (``{level}_threshold``: the point of accuracy / APCER / BPCER), when ``scores`` carries them.
     """
     positive = int(scores.get("tpr_positive_label", 1))
     positive_name, negative_name = ("fake", "real") if positive == 1 else ("bona fide", "attack")
@@ -55,6 +83,18 @@ def roc_figure(scores: dict[str, np.ndarray], title: str = "ROC"):
         limit = unmeasurable_fpr(n_negatives)
         axes[1].axvspan(1e-12, limit, color=colour, alpha=0.12, lw=0,
                         label=f"{level}: FPR < 1/{n_negatives} = {limit:.2g} not measurable")
+        for target_fpr, x, y in operating_points(oriented, is_positive, scores.get("fpr_points", ())):
+            for ax, shown_x in ((axes[0], x), (axes[1], max(x, lowest_fpr))):
+                ax.plot([shown_x], [y], "o", color=colour, mfc="none", ms=7, clip_on=False,
+                        label=f"{level} TPR@FPR={target_fpr:g}: {y:.4f}" if ax is axes[0] else "_nolegend_")
+        threshold = scores.get(f"{level}_threshold")
+        preds = scores.get(f"{level}_preds")
+        if threshold is not None and preds is not None and not np.isnan(preds).any():
+            x, y = threshold_point(preds, is_positive, float(threshold), positive)
+            for ax, shown_x in ((axes[0], x), (axes[1], max(x, lowest_fpr))):
+                ax.plot([shown_x], [y], "s", color=colour, ms=6, clip_on=False,
+                        label=(f"{level} threshold {float(threshold):g}: FPR {x:.4f}, TPR {y:.4f}" if ax is axes[0]
+                               else "_nolegend_"))
     axes[0].plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
     axes[0].set(xlabel=f"false positive rate ({negative_name}s scored {positive_name})",
                 ylabel=f"true positive rate ({positive_name})", title=title, xlim=(0, 1), ylim=(0, 1.01))

@@ -58,7 +58,8 @@ class MultiModalAntiSpoofing(DetectorModule):
         modality_dropout: probability of zeroing a branch's input in training (not in the paper; 0).
         label_smoothing: of the two-class cross-entropy (0 in the paper).
         optimizer: optimizer factory (Adam, lr 1e-4).
-        lr_scheduler: scheduler factory (the configs use cosine annealing over the 30 epochs).
+        lr_scheduler: scheduler factory (the configs use ``lightning_dfd.optim.CosineDecayLR``, a cosine to 0 whose
+            length the CLI links from ``trainer.max_epochs``: 30 epochs in the paper).
         scheduler_interval: ``epoch`` or ``step``.
         scoring: aggregation and evaluation settings (the configs set ``tpr_positive: bona_fide``).
     """

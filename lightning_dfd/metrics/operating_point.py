@@ -9,6 +9,9 @@ Too few negatives: the resolution of the FPR is ``1 / n_negatives``. For ``0 < f
 value would just be the TPR at zero false positives (TPR@FPR=1e-4 from 32 reals is not a measurement), so it
 is reported as NaN with a ``UserWarning`` naming the number of negatives; ``fpr = 0`` stays defined.
 ``DetectionScores`` also reports ``{level}/n_negatives`` so a reader sees which rates the data can measure.
+With enough negatives (``fpr >= 1 / n_negatives``) but no threshold reaching the rate (the top-scored negatives
+outscore every positive, so the first ROC point after (0, 0) already has FPR > ``fpr``) the value is 0: a
+measurement (nothing can be accepted at that rate), neither NaN nor an error.
 
 Conventions:
 

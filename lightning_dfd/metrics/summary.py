@@ -22,9 +22,11 @@ Keys of ``compute()`` (``level`` in ``frame``, ``video``):
   ``1 / n_negatives`` is NaN with a warning; ``{level}/n_negatives`` is the number of negatives of that
   convention (reals, or attacks), so a reader sees which rates the data can measure;
 - per group ``g`` that has fake samples: ``{level}/auc/{g}``, ``{level}/ap/{g}``, ``{level}/acc/{g}``, computed
-  on all reals plus the fakes of ``g`` (the FF++ per-manipulation protocol). Groups are the integer ids
-  returned by ``register_group(name)``; names registered on any rank are gathered at ``compute``, and a
-  group id nobody registered is named by its number.
+  on all reals plus the fakes of ``g`` (the FF++ per-manipulation protocol), and ``{level}/apcer/{g}``,
+  ``{level}/acer/{g}`` (per attack type, ISO/IEC 30107-3; ``g`` = ``attack_4`` ... for CASIA-SURF): the APCER of
+  that species and ``(APCER_g + BPCER) / 2``; the BPCER of every group is the level's ``bpcer`` (same reals).
+  Groups are the integer ids returned by ``register_group(name)``; names registered on any rank are gathered at
+  ``compute``, and a group id nobody registered is named by its number.
 
 Video level: probabilities are aggregated with ``aggregate_by_video(how=aggregation, threshold=threshold)``
 and log-odds with ``aggregate_log_odds_by_video`` (log-odds of the mean probability for ``"mean"``); the video
@@ -189,6 +191,8 @@ class DetectionScores(ScoreTargetMetric):
                 scores[f"auc/{name}"] = _roc_auc_compute(ranking[keep], target[keep])
                 scores[f"ap/{name}"] = _average_precision_compute(ranking[keep], target[keep])
                 scores[f"acc/{name}"] = _threshold_accuracy_compute(preds[keep], target[keep], threshold)
+                errors = _anti_spoofing_errors_compute(preds[keep], target[keep], group[keep], threshold)
+                scores[f"apcer/{name}"], scores[f"acer/{name}"] = errors["apcer"], errors["acer"]
         undefined = sorted(key for key, value in scores.items() if bool(torch.isnan(value)))
         if caught and undefined:
             n_fake = int(target.sum())
@@ -221,5 +225,7 @@ class DetectionScores(ScoreTargetMetric):
             "video_target": video_target.cpu().numpy(), "video_idx": unique_video_idx.cpu().numpy(),
             "video_group_idx": video_group.cpu().numpy(),
             "tpr_positive_label": np.asarray(self.scoring.tpr_positive_label),
+            "fpr_points": np.asarray(self.scoring.fpr_points, dtype=np.float64),
+            "frame_threshold": np.asarray(threshold), "video_threshold": np.asarray(self.video_threshold),
         }
         return results

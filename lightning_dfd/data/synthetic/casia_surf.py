@@ -14,9 +14,14 @@ subject, flat (``f``) or curved (``b``, bent), with eyes (``e``), eyes+nose (``e
 challenge trains on attacks 4-6 and validates / tests on 1-3 (Table 1, Split column).
 
 Bona fide: RGB face on a removed (black) background, depth = the face's height field (bright near the
-nose), IR = grey shaded face with corneal glints. Attacks: the print (desaturated, halftoned, slightly
-blurred) fills the crop; its depth is a constant plane (flat) or a cylinder (curved); its IR shows paper
-with faint ink; the cut-outs reveal the live face's colour, depth (farther than the paper) and IR glints.
+nose), IR = grey shaded face with corneal glints. Attacks: a print of the subject (print-and-recapture
+artefacts: desaturation, tint, halftone, slight blur, mixed in with a per-sample print quality, from a near
+photographic print to a coarse one); its depth is a constant plane (flat) or a cylinder (curved); its IR shows
+paper with faint ink; the cut-outs reveal the live face's colour, depth (farther than the paper) and IR glints.
+As in CASIA-SURF's released crops, whose background is removed outside the face for every sample, attacks
+included, all three modalities of an attack keep only the printed head's region: the background is no
+colour cue, and the attack's RGB differs from a live face only by the print artefacts and the cut-outs, while
+its depth (a plane or a cylinder where a face has relief) gives it away (seed 001, Table 5: Depth >> RGB).
 """
 
 from __future__ import annotations
@@ -119,7 +124,9 @@ class CasiaRenderer:
         regions, shape = ATTACK_TYPES[attack_type]
         size = self.size
         photo = self.faces.render(identity, pose, Expression(1.0, 0.05), photo_background)
-        printed = _print_colour(photo.image, self._xx, self._yy)
+        quality = rng.uniform(0.0, 0.85)  # 0: the coarsest print, 1 would be a perfect photograph
+        printed = _print_colour(photo.image, self._xx, self._yy, strength=1.0 - quality)
+        region = photo.head_mask.astype(np.float32)  # the background is removed outside the face (CASIA-SURF)
         lm, s = photo.landmarks, pose.scale
         holes = np.maximum(feathered_mask((size, size), lm[36:42], s, dilate=0.07, feather=0.0),
                            feathered_mask((size, size), lm[42:48], s, dilate=0.07, feather=0.0))
@@ -147,6 +154,7 @@ class CasiaRenderer:
             paper_ir = cv2.remap(paper_ir.astype(np.float32), *bend_map, cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REFLECT)
             holes = cv2.remap(holes, *bend_map, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            region = cv2.remap(region, *bend_map, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         live, live_head, _ = self.live(identity, live_pose, live_expression, photo_background)
         hole = np.clip(holes, 0.0, 1.0)
         behind_depth = live.depth.astype(np.float32) * 0.8 * live_head
@@ -154,9 +162,9 @@ class CasiaRenderer:
         color = printed.astype(np.float32) * (1 - alpha) + live.color.astype(np.float32) * alpha
         depth = paper_depth * (1 - hole) + behind_depth * hole
         ir = paper_ir * (1 - hole) + live.ir.astype(np.float32) * hole
-        depth = depth + rng.normal(0.0, 0.6, depth.shape)
-        return SpoofSample(_to_u8(color), _to_u8(cv2.GaussianBlur(depth.astype(np.float32), (0, 0), 0.8)),
-                           _to_u8(ir))
+        depth = (depth + rng.normal(0.0, 0.6, depth.shape)) * region
+        return SpoofSample(_to_u8(color * region[..., None]),
+                           _to_u8(cv2.GaussianBlur(depth.astype(np.float32), (0, 0), 0.8)), _to_u8(ir * region))
 
 
 def _halftone(xx: np.ndarray, yy: np.ndarray, period: float) -> np.ndarray:
@@ -164,14 +172,16 @@ def _halftone(xx: np.ndarray, yy: np.ndarray, period: float) -> np.ndarray:
     return np.cos(2 * np.pi * (xx + yy) / period) * np.cos(2 * np.pi * (xx - yy) / period)
 
 
-def _print_colour(image: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-    """Print-and-recapture: desaturation, gamma and tint shift, halftone screen, slight blur."""
+def _print_colour(image: np.ndarray, xx: np.ndarray, yy: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Print-and-recapture: desaturation, gamma and tint shift, halftone screen, slight blur; ``strength`` mixes
+    the photograph (0) with its full print-and-recapture rendering (1)."""
     hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
     hsv[..., 1] *= 0.7
     rgb = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32) / 255.0
     rgb = 0.06 + 0.88 * rgb ** 1.15 + np.array([0.02, -0.01, 0.025], np.float32)
     rgb = rgb * (1.0 + 0.09 * _halftone(xx, yy, 3.2))[..., None]
-    return _to_u8(cv2.GaussianBlur(rgb * 255.0, (0, 0), 0.6))
+    printed = cv2.GaussianBlur(rgb * 255.0, (0, 0), 0.6)
+    return _to_u8(strength * printed + (1.0 - strength) * image.astype(np.float32))
 
 
 def _to_u8(image: np.ndarray) -> np.ndarray:
