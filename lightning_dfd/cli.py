@@ -54,7 +54,7 @@ from lightning_dfd.errors import (
 from lightning_dfd.methods.base import DetectorModule
 
 __all__ = ["EXTRA_COMMANDS", "DetectionCLI", "DetectionParser", "build_cli", "configure_wandb_mode", "main",
-           "read_checkpoint", "register_project_classes"]
+           "newest_resumable", "read_checkpoint", "register_project_classes"]
 
 #: packages whose classes are imported before parsing, so ``--model BinaryClassifier`` / ``--data FFPPDataModule``
 #: (short names) resolve and ``--help`` lists every method and DataModule as a known subclass.
@@ -304,8 +304,7 @@ class DetectionCLI(LightningCLI):
             return None
         if ckpt_path == "last":
             directory = checkpoint_dir(config)
-            found = sorted(directory.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
-            found = [p for p in found if re.match(r"^last(-v?\d+)?$", p.stem)]
+            found = newest_resumable(directory, Path(config.trainer.get("default_root_dir") or "."))
             if not found:
                 if config.get("if_no_checkpoint") == "fresh":
                     sys.stderr.write(f"lightning-dfd: no checkpoint in {directory}: starting a new run "
@@ -317,6 +316,8 @@ class DetectionCLI(LightningCLI):
                     "--ckpt_path PATH, set --trainer.default_root_dir to the stopped run's folder, or add "
                     "--if_no_checkpoint fresh to start a new run")
             path = found[-1]
+            if path.name.startswith("hpc_ckpt_"):  # written on SLURM's SIGUSR1: Lightning's "last" skips it
+                config.ckpt_path = str(path)
         else:
             path = Path(ckpt_path)
             if not path.is_file():
@@ -371,6 +372,20 @@ def checkpoint_dir(config: Namespace) -> Path:
     if dirpath:
         return Path(dirpath)
     return Path(config.trainer.get("default_root_dir") or ".") / "checkpoints"
+
+
+def newest_resumable(checkpoints: Path, root_dir: Path) -> list[Path]:
+    """The checkpoints ``--ckpt_path last`` may resume from, oldest first (the last one is taken).
+
+    ``last.ckpt`` (or ``last-vN.ckpt``) in the checkpoint folder, and the ``hpc_ckpt_N.ckpt`` that Lightning's
+    SLURMEnvironment writes into ``default_root_dir`` when SLURM signals the job (SIGUSR1) before requeueing it:
+    a requeued job launched with ``--ckpt_path last`` resumes from whichever was written last.
+    """
+    found = [p for p in checkpoints.glob("last*.ckpt") if re.match(r"^last(-v?\d+)?$", p.stem)] \
+        if checkpoints.is_dir() else []
+    found += [p for p in root_dir.glob("hpc_ckpt_*.ckpt") if re.match(r"^hpc_ckpt_\d+$", p.stem)] \
+        if root_dir.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

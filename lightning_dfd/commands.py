@@ -34,7 +34,15 @@ COMMAND_SUMMARIES: dict[str, str] = {
 
 #: per-command renames of command-line options: jsonargparse reserves ``--config`` for its own config files, but
 #: ``preview-transforms --config X`` names a *training* config, as ``fit --config X`` does.
-OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"}}
+OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"},
+                                             "slurm": {"--config": "--train_configs+"}}
+
+#: commands whose options may also be spelled with dashes (``--gpus-per-node`` = ``--gpus_per_node``), and whose
+#: words after a bare ``--`` are passed on unchanged to the training command (collected into ``--cli_args``).
+DASHED_OPTIONS: frozenset[str] = frozenset({"slurm", "sweep"})
+PASSTHROUGH_ARGUMENTS: dict[str, str] = {"slurm": "--cli_args", "sweep": "--cli_args"}
+#: boolean options that may be given bare (``--dry-run`` = ``--dry_run=true``).
+BARE_FLAGS: dict[str, tuple[str, ...]] = {"slurm": ("--dry_run",), "sweep": ("--offline", "--slurm", "--dry_run")}
 
 #: (command, its sub-subcommand) -> the list option that collects bare words: ``weights fetch a b`` means
 #: ``weights fetch --names [a,b]`` (jsonargparse's positional lists take one ``[a,b]`` token).
@@ -77,9 +85,22 @@ def run_extra_command(name: str, args: Sequence[str]):
     from lightning_dfd.errors import run_reporting_user_errors
 
     aliases = OPTION_ALIASES.get(name, {})
+    args, passthrough = list(args), None
+    if name in PASSTHROUGH_ARGUMENTS and "--" in args:
+        cut = args.index("--")
+        args, passthrough = args[:cut], args[cut + 1:]
     renamed = []
     for arg in args:
+        if name in DASHED_OPTIONS and arg.startswith("--"):
+            option, sep, value = arg.partition("=")
+            arg = "--" + option[2:].replace("-", "_") + sep + value
+            if arg in BARE_FLAGS.get(name, ()):
+                arg += "=true"
         option, sep, value = arg.partition("=")
         renamed.append(aliases.get(option, option) + sep + value if option in aliases else arg)
+    if passthrough:
+        import json
+
+        renamed.append(f"{PASSTHROUGH_ARGUMENTS[name]}={json.dumps(passthrough)}")
     return run_reporting_user_errors(
         lambda: auto_cli(load_command(name), args=collect_list_argument(name, renamed), as_positional=False))
