@@ -332,6 +332,7 @@ class DetectionCLI(LightningCLI):
         if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:
             config.checkpoint.dirpath = str(checkpoint_dir(config))
         place_loggers(config, self.subcommand)
+        label_wandb_runs(config, str(self.subcommand))
         if self.subcommand == "fit" and getattr(self, "resume_state", None):
             resume_loggers(config, self.resume_state["identity"])
         configure_wandb_mode(config.get("wandb_mode"), probe=has_wandb_logger(config))
@@ -445,6 +446,40 @@ def place_loggers(config: Namespace, subcommand: str | None) -> None:
         save_dir = init_args.get("save_dir")
         if save_dir is None or not Path(str(save_dir)).is_absolute():
             init_args.save_dir = str(root)
+
+
+def label_wandb_runs(config: Namespace, subcommand: str) -> None:
+    """W&B run name, group and tags from the config, and the checkpoints as artifacts, where the config is silent.
+
+    * ``name``: the (last) config file's stem, e.g. ``ffpp_sbi``;
+    * ``group`` (sweeps and cross-dataset runs of one method land together): the method class, e.g.
+      ``LAANetDetector``;
+    * ``tags``: the method class, the DataModule class and the subcommand;
+    * ``log_model``: ``true``, so W&B keeps the best checkpoint (alias ``best``) and ``last.ckpt`` (alias
+      ``latest``) as a model artifact at the end of training (offline: synced with the run by ``wandb sync``).
+      ``log_model: all`` logs every checkpoint as it is written.
+    Values the config gives are kept as they are.
+    """
+    def short(section: str) -> str | None:
+        value = config.get(section)
+        class_path = value.get("class_path") if isinstance(value, Namespace) else None
+        return str(class_path).rsplit(".", 1)[-1] if class_path else None
+
+    files = [str(path) for path in (config.get("config") or []) if path is not None]
+    for logger in _loggers(config):
+        if not _is_logger(logger, "WandbLogger") or logger.get("init_args") is None:
+            continue
+        init_args = logger.init_args
+        if not init_args.get("name") and files:
+            init_args.name = Path(files[-1]).stem
+        if not init_args.get("log_model"):
+            init_args.log_model = True
+        extra = dict(logger.get("dict_kwargs") or {})
+        if short("model") and "group" not in extra:
+            extra["group"] = short("model")
+        if "tags" not in extra:
+            extra["tags"] = [tag for tag in (short("model"), short("data"), subcommand) if tag]
+        logger.dict_kwargs = extra
 
 
 def resume_loggers(config: Namespace, identity: dict[str, Any]) -> None:

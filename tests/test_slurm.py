@@ -61,7 +61,7 @@ def test_dry_run_renders_the_job(capsys, tmp_path, monkeypatch):
     pairs = dict(zip(words[8::2], words[9::2]))
     assert pairs["--trainer.devices"] == "4" and pairs["--trainer.num_nodes"] == "2"
     assert pairs["--trainer.accelerator"] == "gpu" and pairs["--trainer.strategy"] == "ddp"
-    assert pairs["--trainer.sync_batchnorm"] == "true"
+    assert pairs["--trainer.sync_batchnorm"] == "true"  # GPUs: BatchNorm over the global batch
     assert pairs["--ckpt_path"] == "last" and pairs["--if_no_checkpoint"] == "fresh"
     assert words[-4:] == ["--trainer.precision", "bf16-mixed", "--data.init_args.path", "/data/a b"]
     assert f"cd {tmp_path}" in script and f"PYTHONPATH={ROOT}" in script

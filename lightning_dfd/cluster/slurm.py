@@ -38,8 +38,9 @@ def srun_arguments(configs: list[str], subcommand: str, nodes: int, gpus_per_nod
     """The ``python -m lightning_dfd`` arguments each task runs: configs, the trainer's topology, resume, extras.
 
     One task per GPU (``--trainer.devices`` = GPUs per node, ``--trainer.num_nodes``); without GPUs one CPU task
-    per node. DDP (and ``sync_batchnorm``, so BatchNorm statistics agree across ranks) when there is more than one
-    task. ``fit`` always resumes (``--ckpt_path last --if_no_checkpoint fresh``): a requeued job continues.
+    per node. DDP when there is more than one task, with ``sync_batchnorm`` on GPUs (BatchNorm statistics over the
+    global batch; torch's SyncBatchNorm refuses CPU modules, where DDP's buffer broadcast keeps ranks equal).
+    ``fit`` always resumes (``--ckpt_path last --if_no_checkpoint fresh``): a requeued job continues.
     """
     tasks = max(gpus_per_node, 1)
     args = [subcommand]
@@ -49,7 +50,7 @@ def srun_arguments(configs: list[str], subcommand: str, nodes: int, gpus_per_nod
              "--trainer.num_nodes", str(nodes)]
     if nodes * tasks > 1:
         args += ["--trainer.strategy", "ddp"]
-        if sync_batchnorm:
+        if sync_batchnorm and gpus_per_node > 0:  # torch's SyncBatchNorm runs on GPUs only
             args += ["--trainer.sync_batchnorm", "true"]
     if root_dir:
         args += ["--trainer.default_root_dir", root_dir]
@@ -110,7 +111,7 @@ def slurm(
             the config's when unset.
         log_dir: folder of the rendered script and the job's output file ``<job_name>-<job id>.out``.
         signal_seconds: SIGUSR1 this many seconds before the time limit (Lightning checkpoints and requeues).
-        sync_batchnorm: with more than one task, synchronise BatchNorm statistics across ranks.
+        sync_batchnorm: with more than one GPU task, synchronise BatchNorm statistics across ranks.
         template: sbatch template; ``slurm/train.sbatch`` by default.
         dry_run: print the script instead of submitting it.
         cli_args: extra arguments of the training command (the words after ``--``).

@@ -45,7 +45,33 @@ class SaveRankState(Callback):
     def __init__(self, out: str) -> None:
         self.out = Path(out)
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def save(self, trainer, pl_module, name: str) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
-        torch.save({"state": state, "global_step": trainer.global_step}, self.out / f"rank{trainer.global_rank}.pt")
+        torch.save({"state": state, "global_step": trainer.global_step},
+                   self.out / f"{name}rank{trainer.global_rank}.pt")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0 and not trainer.sanity_checking:
+            self.save(trainer, pl_module, "val_")  # the state the rank validates with (after DDP's forward)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.save(trainer, pl_module, "")
+
+
+class SaveTestScores(Callback):
+    """After test, each rank writes the scores its metrics were computed on (frame and video level, gathered from
+    all ranks) to ``<out>/rank<R>.pt``.
+
+    Args:
+        out: folder to write to.
+    """
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        scores, metrics = pl_module._last_reports["test"]
+        torch.save({"scores": {k: torch.as_tensor(v) for k, v in scores.items()}, "metrics": dict(metrics),
+                    "world_size": trainer.world_size}, self.out / f"rank{trainer.global_rank}.pt")
