@@ -41,6 +41,8 @@ OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": 
 #: words after a bare ``--`` are passed on unchanged to the training command (collected into ``--cli_args``).
 DASHED_OPTIONS: frozenset[str] = frozenset({"slurm", "sweep"})
 PASSTHROUGH_ARGUMENTS: dict[str, str] = {"slurm": "--cli_args", "sweep": "--cli_args"}
+#: commands whose first bare word is an option's value (``sweep sweeps/x.yaml`` = ``sweep --sweep_file sweeps/x.yaml``).
+POSITIONAL_ARGUMENTS: dict[str, str] = {"sweep": "--sweep_file"}
 #: boolean options that may be given bare (``--dry-run`` = ``--dry_run=true``).
 BARE_FLAGS: dict[str, tuple[str, ...]] = {"slurm": ("--dry_run",), "sweep": ("--offline", "--slurm", "--dry_run")}
 
@@ -89,6 +91,8 @@ def run_extra_command(name: str, args: Sequence[str]):
     if name in PASSTHROUGH_ARGUMENTS and "--" in args:
         cut = args.index("--")
         args, passthrough = args[:cut], args[cut + 1:]
+    if name in POSITIONAL_ARGUMENTS and args and not args[0].startswith("-"):
+        args = [f"{POSITIONAL_ARGUMENTS[name]}={args[0]}", *args[1:]]
     renamed = []
     for arg in args:
         if name in DASHED_OPTIONS and arg.startswith("--"):

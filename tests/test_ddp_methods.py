@@ -33,21 +33,22 @@ class DDPCase:
     """One method's DDP check.
 
     Args:
-        config: training config, relative to the repository.
+        configs: training config(s), relative to the repository (an overlay after its base).
         twin: key of the ``twins`` fixture the config runs on.
         args: extra CLI arguments that keep the run tiny.
     """
 
-    config: str
+    configs: tuple[str, ...]
     twin: str
     args: tuple[str, ...] = ()
 
 
 #: method -> its DDP check; one line per method.
 CASES: dict[str, DDPCase] = {
-    "binary": DDPCase("conf/demo/binary_ffpp_twin.yaml", "ffpp"),
-    "laanet_sam": DDPCase("conf/demo/laanet_ffpp_twin.yaml", "ffpp"),
-    "anti_spoofing": DDPCase("conf/anti_spoofing/resnet18.yaml", "casia_surf"),
+    "binary": DDPCase(("conf/demo/binary_ffpp_twin.yaml",), "ffpp"),
+    "laanet_sam": DDPCase(("conf/demo/laanet_ffpp_twin.yaml",), "ffpp"),
+    "anti_spoofing": DDPCase(("conf/anti_spoofing/attack_fold1.yaml", "conf/anti_spoofing/resnet18.yaml"),
+                             "casia_surf"),
 }
 
 #: on CPU (gloo) without sync_batchnorm: torch's SyncBatchNorm runs on GPUs only (the SLURM jobs turn it on there);
@@ -57,7 +58,8 @@ HELPERS = "tests.helpers.cluster_callbacks"
 
 
 def common(case: DDPCase, cache: Path, root: Path) -> list[str]:
-    return ["--config", str(ROOT / case.config), "--data.init_args.path", str(cache),
+    configs = [word for config in case.configs for word in ("--config", str(ROOT / config))]
+    return [*configs, "--data.init_args.path", str(cache),
             "--data.init_args.image_size", "64", "--data.init_args.batch_size", "4",
             "--data.init_args.num_workers", "0", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(root), *case.args]

@@ -203,3 +203,25 @@ def test_signalled_job_is_requeued_and_resumes_to_the_same_weights(slurm_jobs):
     # written once: one best per epoch name, no `-v1` duplicates from the interruption
     names = sorted(p.name for p in (base / "requeue" / "checkpoints").glob("*.ckpt"))
     assert not [n for n in names if "-v" in n], names
+
+
+def test_ckpt_path_last_takes_the_newest_of_last_and_hpc(tmp_path):
+    """A requeued job runs `--ckpt_path last`: the SIGUSR1 checkpoint (hpc_ckpt_N.ckpt in default_root_dir) counts
+    when it is newer than checkpoints/last.ckpt, and not otherwise; stray names are ignored."""
+    import os
+
+    from lightning_dfd.cli import newest_resumable
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    files = {name: (tmp_path / name if name.startswith("hpc") else checkpoints / name)
+             for name in ("last.ckpt", "hpc_ckpt_1.ckpt", "hpc_ckpt_2.ckpt", "best-epoch001.ckpt", "hpc_ckpt_x.ckpt")}
+    for age, path in enumerate(files.values()):
+        path.write_bytes(b"")
+        os.utime(path, (1000 + age, 1000 + age))
+    os.utime(files["hpc_ckpt_2.ckpt"], (3000, 3000))
+    assert newest_resumable(checkpoints, tmp_path)[-1] == files["hpc_ckpt_2.ckpt"]
+    os.utime(files["last.ckpt"], (4000, 4000))
+    found = newest_resumable(checkpoints, tmp_path)
+    assert found[-1] == files["last.ckpt"]
+    assert {p.name for p in found} == {"last.ckpt", "hpc_ckpt_1.ckpt", "hpc_ckpt_2.ckpt"}
