@@ -25,8 +25,8 @@ COMMAND_SUMMARIES: dict[str, str] = {
     "synth": "write a synthetic twin of a dataset in its official layout",
     "preprocess": "raw dataset or videos -> face crops + landmarks + manifest (resumable)",
     "preview-transforms": "PNG grid of what a training config feeds the model",
-    "slurm": "submit a config to SLURM",
-    "sweep": "run a hyperparameter sweep offline",
+    "slurm": "render a training config as an sbatch script and submit it (requeue + resume)",
+    "sweep": "run a W&B sweep file: wandb agent online, or --offline with the local engine",
     "demo": "synth + preprocess + fit + test on CPU in a few minutes",
     "weights": "fetch / list pretrained backbone weights (fetch is the one command that uses the network)",
 }
@@ -44,7 +44,7 @@ PASSTHROUGH_ARGUMENTS: dict[str, str] = {"slurm": "--cli_args", "sweep": "--cli_
 #: commands whose first bare word is an option's value (``sweep sweeps/x.yaml`` = ``sweep --sweep_file sweeps/x.yaml``).
 POSITIONAL_ARGUMENTS: dict[str, str] = {"sweep": "--sweep_file"}
 #: boolean options that may be given bare (``--dry-run`` = ``--dry_run=true``).
-BARE_FLAGS: dict[str, tuple[str, ...]] = {"slurm": ("--dry_run",), "sweep": ("--offline", "--slurm", "--dry_run")}
+BARE_FLAGS: dict[str, tuple[str, ...]] = {"slurm": ("--dry_run",), "sweep": ("--offline", "--slurm")}
 
 #: (command, its sub-subcommand) -> the list option that collects bare words: ``weights fetch a b`` means
 #: ``weights fetch --names [a,b]`` (jsonargparse's positional lists take one ``[a,b]`` token).

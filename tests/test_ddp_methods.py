@@ -46,7 +46,7 @@ class DDPCase:
 #: method -> its DDP check; one line per method.
 CASES: dict[str, DDPCase] = {
     "binary": DDPCase(("conf/demo/binary_ffpp_twin.yaml",), "ffpp"),
-    "laanet_sam": DDPCase(("conf/demo/laanet_ffpp_twin.yaml",), "ffpp"),
+    "laanet_sam": DDPCase(("conf/demo/laanet_ffpp_twin.yaml",), "ffpp", ("--data.init_args.batch_size", "2")),
     "anti_spoofing": DDPCase(("conf/anti_spoofing/attack_fold1.yaml", "conf/anti_spoofing/resnet18.yaml"),
                              "casia_surf"),
 }
@@ -101,7 +101,7 @@ def test_method_under_ddp_matches_one_process(name, twins, tmp_path, monkeypatch
 
     run_cli([*fit, "--trainer.callbacks.out", str(tmp_path / "epoch1"), "--trainer.max_epochs", "1"], tmp_path)
     steps = assert_ranks_agree(tmp_path / "epoch1")
-    assert steps >= 2
+    assert steps >= 1
     names = checkpoint_names(root)
     assert names.count("last.ckpt") == 1 and len(names) == 2 and not [n for n in names if "-v" in n], names
 

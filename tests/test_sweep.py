@@ -87,6 +87,7 @@ def test_offline_sweep_runs_three_trials_and_writes_the_table(twins, tmp_path, m
                                 "--data.init_args.path", str(cache), "--data.init_args.image_size", "32",
                                 "--data.init_args.batch_size", "8", "--data.init_args.num_workers", "0",
                                 "--model.init_args.backbone", "resnet10t", "--trainer.max_epochs", "1",
+                                "--trainer.limit_train_batches", "2",
                                 "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.logger", "false",
                                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
     folder = tmp_path / "binary"
