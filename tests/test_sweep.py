@@ -109,3 +109,28 @@ def test_offline_sweep_runs_three_trials_and_writes_the_table(twins, tmp_path, m
         assert trained["drop_rate"] == pytest.approx(float(row["model.init_args.drop_rate"]))
     png = folder / "results.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_offline_sweep_runs_its_trials_as_slurm_jobs(twins, tmp_path, monkeypatch):
+    from lightning_dfd.commands import run_extra_command
+    from tests.test_slurm import cluster_unavailable
+
+    reason = cluster_unavailable()
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.chdir(ROOT)
+    run_extra_command("sweep", [str(ROOT / "sweeps" / "binary.yaml"), "--count", "1", "--offline", "--slurm",
+                                "--cpus-per-task", "1", "--time-limit", "00:10:00", "--out", str(tmp_path), "--",
+                                "--data.init_args.path", str(twins["ffpp"][1]), "--data.init_args.image_size", "32",
+                                "--data.init_args.batch_size", "8", "--model.init_args.backbone", "resnet10t",
+                                "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                                "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"])
+    with (tmp_path / "binary" / "results.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["state"] == "finished"
+    assert list((tmp_path / "binary").glob("sweep-binary-000-*.out"))  # it ran as a SLURM job
+    last = torch.load(Path(row["root_dir"]) / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    (monitor,) = [state for name, state in last["callbacks"].items() if "BestAndLastCheckpoint" in name]
+    assert float(monitor["best_model_score"]) == pytest.approx(float(row["val/video/auc"]), abs=1e-6)

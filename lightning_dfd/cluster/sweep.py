@@ -125,13 +125,14 @@ def plot_results(rows: list[dict[str, Any]], metric: str, goal: str, path: Path)
     values = [row[metric] if row[metric] is not None else math.nan for row in rows]
     finite = [v for v in values if not math.isnan(v)]
     best = (max if goal == "maximize" else min)(finite) if finite else None
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(rows) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(rows) + 2), 3.6))
     colours = ["tab:orange" if v == best else "tab:blue" for v in values]
     ax.bar([str(row["trial"]) for row in rows], [0 if math.isnan(v) else v for v in values], color=colours)
     for x, v in enumerate(values):
         ax.text(x, 0 if math.isnan(v) else v, "failed" if math.isnan(v) else f"{v:.3f}", ha="center",
                 va="bottom", fontsize=8)
-    ax.set(xlabel="trial", ylabel=metric, title=f"{path.parent.name}: {metric} per trial ({goal}; best in orange)")
+    ax.set(xlabel="trial", ylabel=metric)
+    ax.set_title(f"sweep {path.parent.name}: {metric} per trial ({goal}; best in orange)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -147,6 +148,11 @@ def sweep(
     project: str | None = None,
     entity: str | None = None,
     seed: int = 0,
+    gpus_per_node: int = 0,
+    cpus_per_task: int = 4,
+    time_limit: str = "04:00:00",
+    partition: str | None = None,
+    account: str | None = None,
     cli_args: list[str] | None = None,
 ) -> Path | str:
     """Run a W&B sweep file: online with ``wandb agent``, or ``--offline`` on this machine / SLURM.
@@ -161,6 +167,11 @@ def sweep(
         project: W&B project (online).
         entity: W&B entity (online).
         seed: seed of the random and bayes proposals (offline).
+        gpus_per_node: with ``--slurm``: GPUs of each trial's job (one node; DDP when more than one).
+        cpus_per_task: with ``--slurm``: CPU cores per task.
+        time_limit: with ``--slurm``: each trial's time limit (``HH:MM:SS``).
+        partition: with ``--slurm``: SLURM partition.
+        account: with ``--slurm``: SLURM account.
         cli_args: extra arguments appended to every trial's command (the words after ``--``).
 
     Returns:
@@ -210,13 +221,17 @@ def sweep(
             fit_args = [w for w in words[words.index("fit") + 1:]] if "fit" in words else []
             configs = trial_configs(fit_args)
             rest = [w for i, w in enumerate(fit_args) if w != "--config" and (i == 0 or fit_args[i - 1] != "--config")]
-            job = submit(configs, job_name=f"sweep-{Path(sweep_file).stem}-{trial:03d}", log_dir=str(folder),
-                         root_dir=str(root), cli_args=rest + extra[2:])
+            name = f"sweep-{Path(sweep_file).stem}-{trial:03d}"
+            job = submit(configs, job_name=name, log_dir=str(folder), root_dir=str(root), cli_args=rest + extra[2:],
+                         gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task, time=time_limit,
+                         partition=partition, account=account)
             state = wait_for_job(job)
             ok = state == "COMPLETED"
+            trial_log = folder / f"{name}-{job}.out"
         else:
             root.mkdir(parents=True, exist_ok=True)
-            with (root / "trial.log").open("w") as log:
+            trial_log = root / "trial.log"
+            with trial_log.open("w") as log:
                 log.write(shlex.join(words + extra) + "\n")
                 log.flush()
                 env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -233,7 +248,7 @@ def sweep(
                      metric: value if value is not None and not math.isnan(value) else None,
                      f"best {metric}": (max if goal == "maximize" else min)(best) if best else None,
                      "seconds": round(time.monotonic() - started, 1), "root_dir": str(root)})
-        print(f"[sweep] trial {trial}: {'finished' if ok else 'FAILED (see ' + str(root / 'trial.log') + ')'}, "
+        print(f"[sweep] trial {trial}: {'finished' if ok else 'FAILED (see ' + str(trial_log) + ')'}, "
               f"{metric} = {value}", flush=True)
         trial += 1
     if not rows:
