@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,wandb]"
+	$(PIP) install --quiet --no-deps "sweeps==0.3.0"  # pins numpy<2 in its metadata; runs on numpy 2 (pyproject [wandb])
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -54,7 +54,7 @@ from lightning_dfd.errors import (
 from lightning_dfd.methods.base import DetectorModule
 
 __all__ = ["EXTRA_COMMANDS", "DetectionCLI", "DetectionParser", "build_cli", "configure_wandb_mode", "main",
-           "read_checkpoint", "register_project_classes"]
+           "newest_resumable", "read_checkpoint", "register_project_classes"]
 
 #: packages whose classes are imported before parsing, so ``--model BinaryClassifier`` / ``--data FFPPDataModule``
 #: (short names) resolve and ``--help`` lists every method and DataModule as a known subclass.
@@ -304,8 +304,7 @@ class DetectionCLI(LightningCLI):
             return None
         if ckpt_path == "last":
             directory = checkpoint_dir(config)
-            found = sorted(directory.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
-            found = [p for p in found if re.match(r"^last(-v?\d+)?$", p.stem)]
+            found = newest_resumable(directory, Path(config.trainer.get("default_root_dir") or "."))
             if not found:
                 if config.get("if_no_checkpoint") == "fresh":
                     sys.stderr.write(f"lightning-dfd: no checkpoint in {directory}: starting a new run "
@@ -317,6 +316,8 @@ class DetectionCLI(LightningCLI):
                     "--ckpt_path PATH, set --trainer.default_root_dir to the stopped run's folder, or add "
                     "--if_no_checkpoint fresh to start a new run")
             path = found[-1]
+            if path.name.startswith("hpc_ckpt_"):  # written on SLURM's SIGUSR1: Lightning's "last" skips it
+                config.ckpt_path = str(path)
         else:
             path = Path(ckpt_path)
             if not path.is_file():
@@ -331,6 +332,7 @@ class DetectionCLI(LightningCLI):
         if config.get("checkpoint") is not None and config.checkpoint.get("dirpath") is None:
             config.checkpoint.dirpath = str(checkpoint_dir(config))
         place_loggers(config, self.subcommand)
+        label_wandb_runs(config, str(self.subcommand))
         if self.subcommand == "fit" and getattr(self, "resume_state", None):
             resume_loggers(config, self.resume_state["identity"])
         configure_wandb_mode(config.get("wandb_mode"), probe=has_wandb_logger(config))
@@ -371,6 +373,20 @@ def checkpoint_dir(config: Namespace) -> Path:
     if dirpath:
         return Path(dirpath)
     return Path(config.trainer.get("default_root_dir") or ".") / "checkpoints"
+
+
+def newest_resumable(checkpoints: Path, root_dir: Path) -> list[Path]:
+    """The checkpoints ``--ckpt_path last`` may resume from, oldest first (the last one is taken).
+
+    ``last.ckpt`` (or ``last-vN.ckpt``) in the checkpoint folder, and the ``hpc_ckpt_N.ckpt`` that Lightning's
+    SLURMEnvironment writes into ``default_root_dir`` when SLURM signals the job (SIGUSR1) before requeueing it:
+    a requeued job launched with ``--ckpt_path last`` resumes from whichever was written last.
+    """
+    found = [p for p in checkpoints.glob("last*.ckpt") if re.match(r"^last(-v?\d+)?$", p.stem)] \
+        if checkpoints.is_dir() else []
+    found += [p for p in root_dir.glob("hpc_ckpt_*.ckpt") if re.match(r"^hpc_ckpt_\d+$", p.stem)] \
+        if root_dir.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -430,6 +446,40 @@ def place_loggers(config: Namespace, subcommand: str | None) -> None:
         save_dir = init_args.get("save_dir")
         if save_dir is None or not Path(str(save_dir)).is_absolute():
             init_args.save_dir = str(root)
+
+
+def label_wandb_runs(config: Namespace, subcommand: str) -> None:
+    """W&B run name, group and tags from the config, and the checkpoints as artifacts, where the config is silent.
+
+    * ``name``: the (last) config file's stem, e.g. ``ffpp_sbi``;
+    * ``group`` (sweeps and cross-dataset runs of one method land together): the method class, e.g.
+      ``LAANetDetector``;
+    * ``tags``: the method class, the DataModule class and the subcommand;
+    * ``log_model``: ``true``, so W&B keeps the best checkpoint (alias ``best``) and ``last.ckpt`` (alias
+      ``latest``) as a model artifact at the end of training (offline: synced with the run by ``wandb sync``).
+      ``log_model: all`` logs every checkpoint as it is written.
+    Values the config gives are kept as they are.
+    """
+    def short(section: str) -> str | None:
+        value = config.get(section)
+        class_path = value.get("class_path") if isinstance(value, Namespace) else None
+        return str(class_path).rsplit(".", 1)[-1] if class_path else None
+
+    files = [str(path) for path in (config.get("config") or []) if path is not None]
+    for logger in _loggers(config):
+        if not _is_logger(logger, "WandbLogger") or logger.get("init_args") is None:
+            continue
+        init_args = logger.init_args
+        if not init_args.get("name") and files:
+            init_args.name = Path(files[-1]).stem
+        if not init_args.get("log_model"):
+            init_args.log_model = True
+        extra = dict(logger.get("dict_kwargs") or {})
+        if short("model") and "group" not in extra:
+            extra["group"] = short("model")
+        if "tags" not in extra:
+            extra["tags"] = [tag for tag in (short("model"), short("data"), subcommand) if tag]
+        logger.dict_kwargs = extra
 
 
 def resume_loggers(config: Namespace, identity: dict[str, Any]) -> None:

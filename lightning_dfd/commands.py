@@ -27,8 +27,8 @@ COMMAND_SUMMARIES: dict[str, str] = {
     "synth": "write a synthetic twin of a dataset in its official layout",
     "preprocess": "raw dataset or videos -> face crops + landmarks + manifest (resumable)",
     "preview-transforms": "PNG grid of what a training config feeds the model",
-    "slurm": "submit a config to SLURM",
-    "sweep": "run a hyperparameter sweep offline",
+    "slurm": "render a training config as an sbatch script and submit it (requeue + resume)",
+    "sweep": "run a W&B sweep file: wandb agent online, or --offline with the local engine",
     "demo": "synth + preprocess + fit + test on CPU in a few minutes",
     "weights": "fetch / list pretrained backbone weights (fetch is the one command that uses the network)",
     "evaluate": "test checkpoints on several datasets: one Markdown + CSV table, one ROC PNG",
@@ -39,7 +39,17 @@ COMMAND_SUMMARIES: dict[str, str] = {
 #: per-command renames of command-line options: jsonargparse reserves ``--config`` for its own config files, but
 #: ``preview-transforms --config X`` names a *training* config, as ``fit --config X`` does.
 OPTION_ALIASES: dict[str, dict[str, str]] = {"preview-transforms": {"--config": "--train_config"},
-                                             "ensemble": {"--config": "--data"}}
+                                             "ensemble": {"--config": "--data"},
+                                             "slurm": {"--config": "--train_configs+"}}
+
+#: commands whose options may also be spelled with dashes (``--gpus-per-node`` = ``--gpus_per_node``), and whose
+#: words after a bare ``--`` are passed on unchanged to the training command (collected into ``--cli_args``).
+DASHED_OPTIONS: frozenset[str] = frozenset({"slurm", "sweep"})
+PASSTHROUGH_ARGUMENTS: dict[str, str] = {"slurm": "--cli_args", "sweep": "--cli_args"}
+#: commands whose first bare word is an option's value (``sweep sweeps/x.yaml`` = ``sweep --sweep_file sweeps/x.yaml``).
+POSITIONAL_ARGUMENTS: dict[str, str] = {"sweep": "--sweep_file"}
+#: boolean options that may be given bare (``--dry-run`` = ``--dry_run=true``).
+BARE_FLAGS: dict[str, tuple[str, ...]] = {"slurm": ("--dry_run",), "sweep": ("--offline", "--slurm")}
 
 #: (command, its sub-subcommand) -> the list option that collects bare words: ``weights fetch a b`` means
 #: ``weights fetch --names [a,b]`` (jsonargparse's positional lists take one ``[a,b]`` token).
@@ -118,10 +128,25 @@ def run_extra_command(name: str, args: Sequence[str]):
     from lightning_dfd.errors import run_reporting_user_errors
 
     aliases = OPTION_ALIASES.get(name, {})
+    args, passthrough = list(args), None
+    if name in PASSTHROUGH_ARGUMENTS and "--" in args:
+        cut = args.index("--")
+        args, passthrough = args[:cut], args[cut + 1:]
+    if name in POSITIONAL_ARGUMENTS and args and not args[0].startswith("-"):
+        args = [f"{POSITIONAL_ARGUMENTS[name]}={args[0]}", *args[1:]]
     renamed = []
     for arg in args:
+        if name in DASHED_OPTIONS and arg.startswith("--"):
+            option, sep, value = arg.partition("=")
+            arg = "--" + option[2:].replace("-", "_") + sep + value
+            if arg in BARE_FLAGS.get(name, ()):
+                arg += "=true"
         option, sep, value = arg.partition("=")
         renamed.append(aliases.get(option, option) + sep + value if option in aliases else arg)
+    if passthrough:
+        import json
+
+        renamed.append(f"{PASSTHROUGH_ARGUMENTS[name]}={json.dumps(passthrough)}")
     return run_reporting_user_errors(
         lambda: auto_cli(load_command(name), args=collect_option_words(name, collect_list_argument(name, renamed)),
                          as_positional=False))

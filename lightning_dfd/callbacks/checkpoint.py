@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
@@ -13,7 +14,19 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     monitored metric stopped improving would resume (``--ckpt_path last``) from a stale epoch. Here ``last.ckpt``
     is written after every validation (or training epoch end when there is no validation), so a stopped run
     resumes exactly where it stopped: same epoch, step and optimizer state.
+
+    With ``save_on_exception`` (a SIGTERM from a cluster, Ctrl-C) only ``last.ckpt`` is written: Lightning would
+    also write a file under the top-k name (``best-epochNNN.ckpt``), which is not a best model and pushes the real
+    best of that epoch to ``best-epochNNN-v1.ckpt``.
     """
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not self.save_last:
+            super().on_exception(trainer, pl_module, exception)
+            return
+        if self._should_save_on_exception(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            rank_zero_info(f"{type(exception).__name__}: saved {self.last_model_path} (resume: --ckpt_path last)")
 
     def _refresh_last(self, trainer: Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):

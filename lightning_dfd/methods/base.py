@@ -289,8 +289,15 @@ class DetectorModule(LightningModule):
         return metrics
 
     def report_dir(self) -> Path:
+        """Where reports go: ``Trainer.log_dir``, computed on this rank alone (``Trainer.log_dir`` broadcasts from
+        rank 0, a collective that deadlocks DDP when only rank 0 asks, as the report writers do)."""
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
         trainer = self.trainer
-        base = trainer.log_dir if trainer.log_dir else trainer.default_root_dir
+        base = trainer.default_root_dir
+        if trainer.loggers:
+            first = trainer.loggers[0]
+            base = (first.log_dir if isinstance(first, (CSVLogger, TensorBoardLogger)) else first.save_dir) or base
         return Path(base or ".")
 
     def write_test_report(self, collector: DetectionScores, metrics: dict[str, float], prefix: str) -> None:

@@ -170,9 +170,33 @@ class LAANetDetector(DetectorModule):
             sam.restore()
         if self.scheduler_interval == "step":
             self._step_schedulers()
+        self.broadcast_buffers()
         self.log_losses({name: value.detach() for name, value in losses.items()}, "train",
                         batch_size=self.batch_size_of(batch))
         return None
+
+    def broadcast_buffers(self) -> None:
+        """Under DDP, give every rank rank 0's buffers (BatchNorm running statistics) after a SAM step.
+
+        The SAM step's two forward passes run inside one DDP-wrapped ``training_step``, and Lightning's manual
+        optimisation keeps DDP from broadcasting buffers before its forward as it does in automatic optimisation:
+        each rank's BatchNorm statistics would drift on its own data shard and ranks would validate different
+        models. This restores DDP's rule (rank 0's buffers; ``--trainer.sync_batchnorm true`` on GPUs makes them
+        statistics of the global batch). Parameters need nothing: both passes' gradients are all-reduced.
+        """
+        import torch.distributed as dist
+
+        if self._trainer is None or self.trainer.world_size < 2 or not (dist.is_available() and dist.is_initialized()):
+            return
+        buffers = [buffer for buffer in self.buffers() if buffer.numel()]
+        for dtype in sorted({buffer.dtype for buffer in buffers}, key=str):
+            same = [buffer for buffer in buffers if buffer.dtype == dtype]
+            flat = torch.cat([buffer.detach().reshape(-1) for buffer in same])
+            dist.broadcast(flat, src=0)
+            offset = 0
+            for buffer in same:
+                buffer.copy_(flat[offset:offset + buffer.numel()].view_as(buffer))
+                offset += buffer.numel()
 
     def on_train_epoch_end(self) -> None:
         if not self.automatic_optimization and self.scheduler_interval == "epoch":

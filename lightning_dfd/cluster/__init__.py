@@ -1,0 +1,1 @@
+"""Running on clusters: SLURM submission (:mod:`.slurm`) and hyperparameter sweeps (:mod:`.sweep`)."""

@@ -1,0 +1,34 @@
+"""W&B runs are named, grouped and tagged from the config and keep the best checkpoint as an artifact (offline)."""
+
+from __future__ import annotations
+
+import yaml
+
+from lightning_dfd.cli import main
+
+
+def test_wandb_run_labels_and_checkpoint_artifact(tmp_path, monkeypatch):
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "toy_binary.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"logger": [
+        {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "lightning-dfd-test"}}]}}))
+    cli = main(["fit", "--config", str(config), "--model", "BinaryClassifier", "--model.backbone", "resnet10t",
+                "--data", "tests.helpers.toy_data.ToyFaceDataModule", "--data.videos", "4", "--data.frames", "2",
+                "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1", "--trainer.max_epochs", "1",
+                "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+                "--trainer.default_root_dir", str(tmp_path / "run")])
+    logger = next(lg for lg in cli.trainer.loggers if isinstance(lg, WandbLogger))
+    run = logger.experiment
+    try:
+        assert run.name == "toy_binary"  # the config file's name
+        assert run.group == "BinaryClassifier"
+        assert set(run.tags) == {"BinaryClassifier", "ToyFaceDataModule", "fit"}
+        # the checkpoints went to W&B as a model artifact at the end of training, the best one among them
+        best = cli.trainer.checkpoint_callback.best_model_path
+        assert best and best in logger._logged_model_time
+    finally:
+        wandb.finish()
