@@ -222,6 +222,11 @@ class DetectionCLI(LightningCLI):
             help="W&B mode (online|offline|disabled). Default: offline unless WANDB_API_KEY is set.",
         )
         parser.add_argument(
+            "--wandb_log_model", type=bool | str, default=True,
+            help="log_model of every WandbLogger that leaves it false: true (best + last checkpoint as a model "
+                 "artifact at the end of training), all (every checkpoint as written) or false (no artifact).",
+        )
+        parser.add_argument(
             f"--{OVERRIDE_FLAG}", type=bool, default=False,
             help="validate/test/predict with --ckpt_path: run with data settings (image size, normalisation, "
                  "modalities...) that differ from those the checkpoint was trained with, with a warning, instead "
@@ -455,10 +460,10 @@ def label_wandb_runs(config: Namespace, subcommand: str) -> None:
     * ``group`` (sweeps and cross-dataset runs of one method land together): the method class, e.g.
       ``LAANetDetector``;
     * ``tags``: the method class, the DataModule class and the subcommand;
-    * ``log_model``: ``true``, so W&B keeps the best checkpoint (alias ``best``) and ``last.ckpt`` (alias
+    * ``log_model``: ``--wandb_log_model`` (default ``true``) where the logger leaves it false, so W&B keeps the best checkpoint (alias ``best``) and ``last.ckpt`` (alias
       ``latest``) as a model artifact at the end of training (offline: synced with the run by ``wandb sync``).
-      ``log_model: all`` logs every checkpoint as it is written.
-    Values the config gives are kept as they are.
+      ``all`` logs every checkpoint as it is written; ``--wandb_log_model false`` keeps checkpoints out of W&B.
+    Other values the config gives are kept as they are.
     """
     def short(section: str) -> str | None:
         value = config.get(section)
@@ -473,7 +478,7 @@ def label_wandb_runs(config: Namespace, subcommand: str) -> None:
         if not init_args.get("name") and files:
             init_args.name = Path(files[-1]).stem
         if not init_args.get("log_model"):
-            init_args.log_model = True
+            init_args.log_model = config.get("wandb_log_model", True)
         extra = dict(logger.get("dict_kwargs") or {})
         if short("model") and "group" not in extra:
             extra["group"] = short("model")

@@ -32,3 +32,22 @@ def test_wandb_run_labels_and_checkpoint_artifact(tmp_path, monkeypatch):
         assert best and best in logger._logged_model_time
     finally:
         wandb.finish()
+
+
+def test_wandb_log_model_false_keeps_checkpoints_out_of_wandb(tmp_path, monkeypatch):
+    from lightning.pytorch.loggers import WandbLogger
+
+    from lightning_dfd.cli import build_cli
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "toy_binary.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"logger": [
+        {"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": {"project": "lightning-dfd-test"}}]}}))
+    common = ["--config", str(config), "--model", "BinaryClassifier", "--model.backbone", "resnet10t",
+              "--data", "tests.helpers.toy_data.ToyFaceDataModule", "--trainer.accelerator", "cpu",
+              "--trainer.default_root_dir", str(tmp_path / "run")]
+    for flag, expected in ((), True), (("--wandb_log_model", "false"), False), (("--wandb_log_model", "all"), "all"):
+        cli = build_cli([*common, *flag], run=False)  # no subcommand when not running
+        logger = next(lg for lg in cli.trainer.loggers if isinstance(lg, WandbLogger))
+        assert logger._log_model == expected, flag
