@@ -49,7 +49,13 @@ CASES: dict[str, DDPCase] = {
     "laanet_sam": DDPCase(("conf/demo/laanet_ffpp_twin.yaml",), "ffpp", ("--data.init_args.batch_size", "2")),
     "anti_spoofing": DDPCase(("conf/anti_spoofing/attack_fold1.yaml", "conf/anti_spoofing/resnet18.yaml"),
                              "casia_surf"),
+    # the real-face centre c is a buffer: equal on both ranks (all-reduced at fit start) or the buffer check fails
+    "two_branch": DDPCase(("conf/two_branch/ffpp_c23.yaml",), "ffpp",
+                          ("--model.init_args.backbone_args", "{growth_rate: 8, block_config: [1, 1, 1, 1]}",
+                           "--data.init_args.clip_length", "2", "--data.init_args.clip_stride", "1")),
+    "dldfd": DDPCase(("conf/dldfd/combined.yaml",), "ffpp", ("--model.init_args.backbone", "resnet10t")),
 }
+# DefakeHop fits in one process and refuses DDP with one line (tests/test_defakehop_method.py).
 
 #: on CPU (gloo) without sync_batchnorm: torch's SyncBatchNorm runs on GPUs only (the SLURM jobs turn it on there);
 #: DDP's buffer broadcast at every forward keeps the ranks' BatchNorm statistics equal, which the test checks.
