@@ -2,7 +2,8 @@
 
 Configs run on the synthetic twins at a tiny size (64 px, batch 4); everything else (model class and arguments,
 protocol, pseudo-fakes, loggers, callbacks) is the config's own. Only a method that has a `pretrained` argument
-gets `pretrained: false` (no weights offline), so a method without that argument runs as it is. Overlay configs
+gets `pretrained: false` (no weights offline), so a method without that argument runs as it is; a method fitted by
+boosting (DefakeHop) fits fewer, single-threaded trees (`SMOKE_ARGS`): the fit is the same code, only smaller. Overlay configs
 (`--config base.yaml --config overlay.yaml`, named in their header) run stacked on their base. Every config also
 prints its resolved form (`fit --print_config`), with the links applied (schedule length = trainer.max_epochs).
 """
@@ -28,6 +29,10 @@ TWIN_OF = {"FFPPDataModule": "ffpp", "CelebDFDataModule": "celebdf", "DFDCDataMo
 TWIN_OF_VARIANT = {("DFDCDataModule", "preview"): "dfdc_preview",  # one DataModule, two layouts
                    ("CelebDFDataModule", "v1"): "celebdf_v1"}
 TEST_ONLY = {"DFDDataModule"}  # test sets only: their configs run `test` (fast_dev_run), not `fit`
+
+
+#: model arguments that shrink a smoke run where the method takes them (100 trees x 90 channels x 6 fits is minutes)
+SMOKE_ARGS = {"n_jobs": "1", "channel_trees": "5", "final_trees": "5", "oof_folds": "2"}
 
 
 def stack(config: Path) -> list[Path]:
@@ -86,6 +91,9 @@ def test_fast_dev_run(config, twins, tmp_path, monkeypatch):
              "--trainer.enable_progress_bar", "false"]
     if takes_argument(model_class(configs), "pretrained"):
         args += ["--model.init_args.pretrained", "false"]
+    for name, value in SMOKE_ARGS.items():
+        if takes_argument(model_class(configs), name):
+            args += [f"--model.init_args.{name}", value]
     cli = main(args)
     assert cli.trainer.state.finished, f"{config} did not finish"
     if name in TEST_ONLY:

@@ -339,14 +339,18 @@ def test_a_signal_stops_cleanly_and_prints_how_to_resume(raw, tmp_path, signum, 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     process = subprocess.Popen([sys.executable, "-c", STOPPABLE_RUN, str(root), str(out)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def finished_parts() -> list[Path]:  # not the hidden temporary files an atomic write renames into place
+        return [part for part in (out / "parts").glob("*.parquet") if not part.name.startswith(".")]
+
     deadline = time.monotonic() + 60
-    while not (out / "parts").is_dir() or len(list((out / "parts").glob("*.parquet"))) < 2:
+    while not (out / "parts").is_dir() or len(finished_parts()) < 2:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.02)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
-    finished = len(list((out / "parts").glob("*.parquet")))
+    finished = len(finished_parts())
+    assert not [part for part in (out / "parts").iterdir() if part.name.startswith(".")]  # no temp file is left
     assert 2 <= finished < 12 and not (out / "manifest.parquet").exists()
     assert f"{finished} of 12 videos finished" in stderr and str(out) in stderr, stderr
     command = shlex.split(stderr.strip().splitlines()[-1])
@@ -354,7 +358,7 @@ def test_a_signal_stops_cleanly_and_prints_how_to_resume(raw, tmp_path, signum, 
     # every finished part is a valid, complete parquet file; the printed command resumes to the full result
     import pyarrow.parquet as pq
 
-    for part in (out / "parts").glob("*.parquet"):
+    for part in finished_parts():
         assert pq.read_table(part).num_rows > 0
     manifest = read_manifest(run_extra_command("preprocess", command[4:]))
     summary = json.loads((out / "summary.json").read_text())
