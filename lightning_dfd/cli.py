@@ -460,7 +460,8 @@ def label_wandb_runs(config: Namespace, subcommand: str) -> None:
     * ``group`` (sweeps and cross-dataset runs of one method land together): the method class, e.g.
       ``LAANetDetector``;
     * ``tags``: the method class, the DataModule class and the subcommand;
-    * ``log_model``: ``--wandb_log_model`` (default ``true``) where the logger leaves it false, so W&B keeps the best checkpoint (alias ``best``) and ``last.ckpt`` (alias
+    * ``log_model``: ``--wandb_log_model`` (default ``true``) where the logger leaves it false, so W&B keeps
+      the best checkpoint (alias ``best``) and ``last.ckpt`` (alias
       ``latest``) as a model artifact at the end of training (offline: synced with the run by ``wandb sync``).
       ``all`` logs every checkpoint as it is written; ``--wandb_log_model false`` keeps checkpoints out of W&B.
     Other values the config gives are kept as they are.
