@@ -4,8 +4,8 @@ Configs run on the synthetic twins at a tiny size (64 px, batch 4); everything e
 protocol, pseudo-fakes, loggers, callbacks) is the config's own. Only a method that has a `pretrained` argument
 gets `pretrained: false` (no weights offline), so a method without that argument runs as it is; a method fitted by
 boosting (DefakeHop) fits fewer, single-threaded trees (`SMOKE_ARGS`): the fit is the same code, only smaller.
-Overlay configs (`--config base.yaml --config overlay.yaml`, named in their header) run stacked on their base. Every config also
-prints its resolved form (`fit --print_config`), with the links applied (schedule length = trainer.max_epochs).
+Overlay configs (`--config base.yaml --config overlay.yaml`, named in their header) run stacked on their base.
+Every config also prints its resolved form (`fit --print_config`), with the links applied (schedule length = trainer.max_epochs).
 """
 
 from __future__ import annotations
