@@ -5,7 +5,8 @@ protocol, pseudo-fakes, loggers, callbacks) is the config's own. Only a method t
 gets `pretrained: false` (no weights offline), so a method without that argument runs as it is; a method fitted by
 boosting (DefakeHop) fits fewer, single-threaded trees (`SMOKE_ARGS`): the fit is the same code, only smaller.
 Overlay configs (`--config base.yaml --config overlay.yaml`, named in their header) run stacked on their base.
-Every config also prints its resolved form (`fit --print_config`), with the links applied (schedule length = trainer.max_epochs).
+Every config also prints its resolved form (`fit --print_config`), with the links applied (schedule length =
+trainer.max_epochs).
 """
 
 from __future__ import annotations
