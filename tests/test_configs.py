@@ -92,9 +92,9 @@ def test_fast_dev_run(config, twins, tmp_path, monkeypatch):
              "--trainer.enable_progress_bar", "false"]
     if takes_argument(model_class(configs), "pretrained"):
         args += ["--model.init_args.pretrained", "false"]
-    for name, value in SMOKE_ARGS.items():
-        if takes_argument(model_class(configs), name):
-            args += [f"--model.init_args.{name}", value]
+    for argument, value in SMOKE_ARGS.items():
+        if takes_argument(model_class(configs), argument):
+            args += [f"--model.init_args.{argument}", value]
     cli = main(args)
     assert cli.trainer.state.finished, f"{config} did not finish"
     if name in TEST_ONLY:
