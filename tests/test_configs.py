@@ -118,5 +118,15 @@ def test_print_config(config, capsys):
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     scheduler = printed["model"]["init_args"].get("lr_scheduler") or {}
-    if "total_steps" in (scheduler.get("init_args") or {}):  # a run-length schedule follows trainer.max_epochs
-        assert scheduler["init_args"]["total_steps"] == printed["trainer"]["max_epochs"]
+    if scheduler and takes_argument(import_class(scheduler["class_path"]), "total_steps"):
+        # a run-length schedule follows trainer.max_epochs (the link target is not printed: build the factory)
+        import torch
+
+        from lightning_dfd.cli import build_cli
+
+        args = args[1:] + ["--trainer.max_epochs", "7", "--trainer.logger", "false", "--data.init_args.path", "unused"]
+        if takes_argument(model_class(stack(config)), "pretrained"):
+            args += ["--model.init_args.pretrained", "false"]
+        cli = build_cli(args, run=False)
+        built = cli.model.lr_scheduler_factory(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0))
+        assert built.total_steps == 7, f"{config}: the schedule does not follow trainer.max_epochs"
