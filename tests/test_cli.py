@@ -196,6 +196,7 @@ def test_ckpt_path_last_without_checkpoint_stops_unless_fresh(tmp_path, capsys):
     cli = main([*args, "--if_no_checkpoint", "fresh", "--trainer.fast_dev_run", "true"])
     assert cli.trainer.state.finished and cli.trainer.global_step == 1
     assert "starting a new run" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.ckpt"))  # fast_dev_run writes no checkpoint (Lightning's on_train_end did)
 
 
 def test_local_weights_file_is_loaded(tmp_path):

@@ -15,6 +15,9 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     is written after every validation (or training epoch end when there is no validation), so a stopped run
     resumes exactly where it stopped: same epoch, step and optimizer state.
 
+    ``fast_dev_run`` writes nothing: Lightning 2.6 disables checkpointing there but its ``on_train_end`` still wrote
+    ``last.ckpt`` (700 MB per smoke run of a three-stream ResNet-34, 22 GB of disk per test session).
+
     With ``save_on_exception`` (a SIGTERM from a cluster, Ctrl-C) only ``last.ckpt`` is written: Lightning would
     also write a file under the top-k name (``best-epochNNN.ckpt``), which is not a best model and pushes the real
     best of that epoch to ``best-epochNNN-v1.ckpt``.
@@ -27,6 +30,11 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         if self._should_save_on_exception(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             rank_zero_info(f"{type(exception).__name__}: saved {self.last_model_path} (resume: --ckpt_path last)")
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.fast_dev_run:
+            return
+        super().on_train_end(trainer, pl_module)
 
     def _refresh_last(self, trainer: Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
