@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tests.helpers.face_manifests import build_manifest, ffpp_videos
+from tests.helpers.ports import free_port
 
 WORLD = 2
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rank_main(rank: int, port: int, root: str, out: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import socket
 from pathlib import Path
 
 import cv2
@@ -20,6 +19,7 @@ from lightning_dfd.methods.laanet import LAANetDetector
 from lightning_dfd.optim import SAM, RampLinearDecayLR, batchnorm_stats_frozen
 from lightning_dfd.transforms.laanet_targets import LAANetTargets
 from lightning_dfd.transforms.targets import laanet_targets, real_targets
+from tests.helpers.ports import free_port
 
 SIZE, OUT = 64, 16
 TINY = {"backbone": "mobilenetv3_small_050", "head_channels": 8, "consistency_dim": 8}
@@ -204,12 +204,6 @@ def test_sam_refuses_gradient_clipping(tmp_path: Path) -> None:
     detector = LAANetDetector(**TINY)
     with pytest.raises(Exception, match="gradient clipping"):
         cpu_trainer(tmp_path, fast_dev_run=1, gradient_clip_val=1.0).fit(detector, datamodule=PseudoFakeData())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_freeze_under_ddp_requires_find_unused_parameters() -> None:

@@ -8,7 +8,6 @@ rank 1 only; one metric receives no data at all on rank 1 (the empty-rank corner
 from __future__ import annotations
 
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from lightning_dfd.metrics import (
     TruncatedAUC,
     group_index,
 )
+from tests.helpers.ports import free_port
 
 pytestmark = pytest.mark.ddp
 
@@ -121,12 +121,6 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         torch.save({"n_frames": frames["target"].numel(), "results": results}, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def assert_same(got: object, expected: object, key: str) -> None:

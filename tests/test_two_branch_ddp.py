@@ -4,7 +4,6 @@ single-process mean. The embedding is a fixed linear map so the spawned ranks st
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from lightning_dfd.losses.hypersphere import embedding_mean, natural_clip_indices, rank_share
+from tests.helpers.ports import free_port
 
 WORLD_SIZE = 2
 LABELS = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0])  # 8 natural clips: 4 on each rank after the cap below
@@ -38,12 +38,6 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         torch.save({"center": center, "mine": mine}, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_centre_is_identical_on_two_gloo_ranks_and_equals_the_single_process_mean(tmp_path):
